@@ -1,0 +1,103 @@
+// Package hsm is the boundary between kmsgo and whatever protects key material.
+//
+// Everything in kmsgo that touches raw key material goes through the Backend
+// interface defined here. Two implementations exist:
+//
+//   - hsm/p11: a PKCS#11 backend (github.com/miekg/pkcs11), for production HSMs
+//     and for SoftHSM2 in tests.
+//   - hsm/devhsm: a software backend that keeps its root key in a local 0600
+//     file. It is for development and demos only and is NOT an HSM.
+//
+// A Backend holds AES keys identified by stable string ids that the caller
+// chooses (stored as CKA_ID and CKA_LABEL in PKCS#11). Keys never leave the
+// backend. One of them, the root key, wraps key material that kmsgo stores
+// outside the backend (SOFTWARE-protected master key versions, access-key
+// secrets).
+//
+// Encrypt returns a Sealed blob (see sealed.go): a format byte, a fresh random
+// 96-bit IV and the AES-GCM ciphertext with its tag. Both backends produce
+// and accept the same format.
+package hsm
+
+import "context"
+
+// Backend is the one interface the server uses for key material.
+//
+// All methods are safe for concurrent use. Errors that mean "the HSM cannot be
+// used right now" match ErrUnavailable (map them to 503); a failed
+// authentication on decrypt is always ErrDecrypt and nothing more specific.
+type Backend interface {
+	// GenerateKey creates a new AES key of bits (128 or 256) inside the
+	// backend under id. The key is persistent, sensitive and not extractable.
+	// It fails with ErrKeyExists if id is taken.
+	GenerateKey(ctx context.Context, id string, bits int) error
+
+	// ImportKey stores caller-supplied AES material (16 or 32 bytes) under id
+	// as a sensitive, non-extractable key. Used for BYOK of HSM-protected keys.
+	ImportKey(ctx context.Context, id string, material []byte) error
+
+	// DestroyKey removes the key id. ErrKeyNotFound if there is none.
+	DestroyKey(ctx context.Context, id string) error
+
+	// ListKeys returns the ids of all keys whose id starts with prefix, sorted.
+	// Used to find and clean orphaned objects.
+	ListKeys(ctx context.Context, prefix string) ([]string, error)
+
+	// Encrypt seals plaintext with AES-GCM under key id with a fresh random
+	// 96-bit IV and the given additional authenticated data. The result is a
+	// Sealed blob (format byte || IV || ciphertext || tag).
+	Encrypt(ctx context.Context, id string, plaintext, aad []byte) ([]byte, error)
+
+	// Decrypt opens a blob produced by Encrypt under the same key id and AAD.
+	// Any authentication or format failure is ErrDecrypt.
+	Decrypt(ctx context.Context, id string, sealed, aad []byte) ([]byte, error)
+
+	// WrapKey protects key material under the deployment's root key so it can
+	// be stored outside the backend. aad binds the material to its purpose
+	// (for example the master key id and version).
+	WrapKey(ctx context.Context, material, aad []byte) ([]byte, error)
+
+	// UnwrapKey reverses WrapKey. The caller must zero the result when done.
+	UnwrapKey(ctx context.Context, wrapped, aad []byte) ([]byte, error)
+
+	// Random returns n bytes from the backend's random number generator.
+	Random(ctx context.Context, n int) ([]byte, error)
+
+	// Health reports whether the backend can serve requests now. It returns
+	// an error matching ErrUnavailable when it cannot.
+	Health(ctx context.Context) error
+
+	// Stats reports session-pool figures for metrics.
+	Stats() Stats
+
+	// Close releases every resource. The backend is unusable afterwards.
+	Close() error
+}
+
+// Stats are point-in-time figures about a backend's session pool.
+// Backends without a pool report Size 0.
+type Stats struct {
+	Size      int    // maximum sessions in flight
+	InUse     int    // sessions currently lent out
+	Waits     uint64 // calls that had to wait for a session
+	Timeouts  uint64 // calls that gave up waiting (ErrBusy)
+	Available bool   // false while the backend is recovering from a fault
+}
+
+// RootKeyID is the default id of the deployment's root key.
+const RootKeyID = "kmsgo-root"
+
+// WrapAAD returns the AAD used by WrapKey/UnwrapKey implementations: a fixed
+// domain-separation prefix followed by the caller's aad, so wrapped material
+// can never be confused with data encrypted by Encrypt under the root key.
+func WrapAAD(aad []byte) []byte {
+	const prefix = "kmsgo/wrap/v1\x00"
+	out := make([]byte, 0, len(prefix)+len(aad))
+	out = append(out, prefix...)
+	return append(out, aad...)
+}
+
+// Zero overwrites b with zeros. Call it on plaintext key buffers when done.
+func Zero(b []byte) {
+	clear(b)
+}
