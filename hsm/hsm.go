@@ -43,9 +43,10 @@ type Backend interface {
 	// Used to find and clean orphaned objects.
 	ListKeys(ctx context.Context, prefix string) ([]string, error)
 
-	// Encrypt seals plaintext with AES-GCM under key id with a fresh random
-	// 96-bit IV and the given additional authenticated data. The result is a
-	// Sealed blob (format byte || IV || ciphertext || tag).
+	// Encrypt seals plaintext (at most 64 KiB) with AES-GCM under key id with
+	// a fresh random 96-bit IV and the given additional authenticated data.
+	// The result is a Sealed blob (format byte || IV || ciphertext || tag).
+	// Under the root key, an aad for which IsWrapAAD holds is refused.
 	Encrypt(ctx context.Context, id string, plaintext, aad []byte) ([]byte, error)
 
 	// Decrypt opens a blob produced by Encrypt under the same key id and AAD.
@@ -87,14 +88,23 @@ type Stats struct {
 // RootKeyID is the default id of the deployment's root key.
 const RootKeyID = "kmsgo-root"
 
-// WrapAAD returns the AAD used by WrapKey/UnwrapKey implementations: a fixed
+// WrapAADPrefix starts the AAD of every WrapKey/UnwrapKey call. Backends
+// refuse Encrypt/Decrypt under the root key with an AAD that starts with it,
+// so Encrypt can never forge a blob that UnwrapKey accepts.
+const WrapAADPrefix = "kmsgo/wrap/v1\x00"
+
+// WrapAAD returns the AAD used by WrapKey/UnwrapKey implementations: the
 // domain-separation prefix followed by the caller's aad, so wrapped material
 // can never be confused with data encrypted by Encrypt under the root key.
 func WrapAAD(aad []byte) []byte {
-	const prefix = "kmsgo/wrap/v1\x00"
-	out := make([]byte, 0, len(prefix)+len(aad))
-	out = append(out, prefix...)
+	out := make([]byte, 0, len(WrapAADPrefix)+len(aad))
+	out = append(out, WrapAADPrefix...)
 	return append(out, aad...)
+}
+
+// IsWrapAAD reports whether aad is reserved for WrapKey/UnwrapKey.
+func IsWrapAAD(aad []byte) bool {
+	return len(aad) >= len(WrapAADPrefix) && string(aad[:len(WrapAADPrefix)]) == WrapAADPrefix
 }
 
 // Zero overwrites b with zeros. Call it on plaintext key buffers when done.
