@@ -1,0 +1,293 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"runtime"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Config configures a Logger.
+type Config struct {
+	// ReplicaID names this replica's chain. Stable across restarts, unique
+	// among running kmsd processes sharing the database, at most 64 bytes.
+	ReplicaID string
+	// ChainKey is the secret HMAC key of the chain (at least 32 bytes). The
+	// same key verifies every replica's chain. The Logger keeps only a
+	// derived subkey; the caller may wipe ChainKey after NewLogger returns.
+	ChainKey []byte
+	// MaxBatch is the most records committed in one transaction (default 256).
+	MaxBatch int
+	// WriteTimeout bounds one batch's transaction (default 10s).
+	WriteTimeout time.Duration
+}
+
+// Head identifies the newest record of one replica's chain. Stored outside
+// the database, it anchors the chain against tail truncation (see Verify).
+type Head struct {
+	ReplicaID string `json:"replica"`
+	Seq       int64  `json:"seq"`
+	Hash      string `json:"hash"`
+}
+
+// Stats counts a Logger's work since it started.
+type Stats struct {
+	Records  int64 `json:"records"`   // records made durable
+	Batches  int64 `json:"batches"`   // transactions committed
+	Failed   int64 `json:"failed"`    // records whose batch failed
+	MaxBatch int   `json:"max_batch"` // largest batch committed
+}
+
+// Logger appends records to one replica's chain with group commit. It is
+// safe for concurrent use.
+type Logger struct {
+	db  *gorm.DB
+	cfg Config
+	h   hasher
+
+	mu     sync.RWMutex // guards closed; held for reading while sending on in
+	closed bool
+	in     chan *pending
+	done   chan struct{}
+
+	// writer-goroutine state
+	head      Head
+	headValid bool
+	buf       []byte
+
+	statMu sync.Mutex
+	stats  Stats
+}
+
+type pending struct {
+	rec  Record
+	done chan error
+}
+
+// NewLogger checks cfg, reads this replica's chain head from db (which must
+// carry the Migrations schema) and starts the writer. It returns ErrBadHead
+// if the stored head does not verify under cfg.ChainKey.
+func NewLogger(db *gorm.DB, cfg Config) (*Logger, error) {
+	if cfg.ReplicaID == "" || len(cfg.ReplicaID) > maxReplicaID {
+		return nil, fmt.Errorf("%w: replica id must be 1..%d bytes", ErrInvalidConfig, maxReplicaID)
+	}
+	if err := checkText("replica id", cfg.ReplicaID, maxReplicaID); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	if len(cfg.ChainKey) < minChainKey {
+		return nil, fmt.Errorf("%w: chain key must be at least %d bytes", ErrInvalidConfig, minChainKey)
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 256
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	l := &Logger{
+		db:   db,
+		h:    newHasher(cfg.ChainKey),
+		in:   make(chan *pending, cfg.MaxBatch),
+		done: make(chan struct{}),
+	}
+	cfg.ChainKey = nil // keep only the derived subkey
+	l.cfg = cfg
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.WriteTimeout)
+	defer cancel()
+	if err := l.loadHead(ctx); err != nil {
+		l.h.wipe()
+		return nil, err
+	}
+	go l.run()
+	return l, nil
+}
+
+// Append stamps r (ReplicaID, Seq, PrevHash, Hash; Time if zero) and blocks
+// until the batch holding it is committed. A nil error means the record is
+// durable. Any error means the caller must fail its request: ErrInvalidRecord
+// for a bad record, ErrClosed after Close, ctx's error if ctx ended first
+// (the record may still be written), or an error wrapping ErrUnavailable.
+func (l *Logger) Append(ctx context.Context, r Record) error {
+	if err := validate(&r); err != nil {
+		return err
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	r.Time = r.Time.UTC().Truncate(time.Microsecond)
+	r.Details = maps.Clone(r.Details) // the writer must not share the caller's map
+	p := &pending{rec: r, done: make(chan error, 1)}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case l.in <- p:
+		l.mu.RUnlock()
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting records, commits the queued ones and stops the
+// writer. It is safe to call more than once.
+func (l *Logger) Close() error {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.in)
+	}
+	l.mu.Unlock()
+	<-l.done
+	return nil
+}
+
+// Head returns the newest durable record of this replica's chain (Seq 0
+// when the chain is empty).
+func (l *Logger) Head() Head {
+	l.statMu.Lock()
+	defer l.statMu.Unlock()
+	return l.head
+}
+
+// Stats returns counters since NewLogger.
+func (l *Logger) Stats() Stats {
+	l.statMu.Lock()
+	defer l.statMu.Unlock()
+	return l.stats
+}
+
+func (l *Logger) run() {
+	defer close(l.done)
+	defer l.h.wipe()
+	batch := make([]*pending, 0, l.cfg.MaxBatch)
+	for {
+		first, ok := <-l.in
+		if !ok {
+			return
+		}
+		// Group commit without a timer: take what is already queued (the
+		// records that arrived while the previous batch was committing),
+		// after one scheduler yield so that callers just answered, and other
+		// runnable request goroutines, can queue their next records first
+		// (measured: ~7 -> ~40 records per batch with 64 callers on SQLite;
+		// a lone record is not delayed). After Close the channel still
+		// yields what was buffered, then reports closed: the loop commits
+		// the rest and stops.
+		batch = append(batch[:0], first)
+		runtime.Gosched()
+	drain:
+		for len(batch) < l.cfg.MaxBatch {
+			select {
+			case p, ok := <-l.in:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, p)
+			default:
+				break drain
+			}
+		}
+		l.commit(batch)
+		clear(batch)
+	}
+}
+
+// commit writes batch in one transaction and answers every record in it.
+func (l *Logger) commit(batch []*pending) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
+	defer cancel()
+	err := l.write(ctx, batch)
+	l.statMu.Lock()
+	if err != nil {
+		l.stats.Failed += int64(len(batch))
+	} else {
+		l.stats.Records += int64(len(batch))
+		l.stats.Batches++
+		l.stats.MaxBatch = max(l.stats.MaxBatch, len(batch))
+	}
+	l.statMu.Unlock()
+	for _, p := range batch {
+		p.done <- err
+	}
+}
+
+func (l *Logger) write(ctx context.Context, batch []*pending) error {
+	if !l.headValid {
+		if err := l.loadHead(ctx); err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				return err
+			}
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	seq, prev := l.head.Seq, l.head.Hash
+	rows := make([]row, len(batch))
+	for i, p := range batch {
+		seq++
+		r := &p.rec
+		r.ReplicaID, r.Seq, r.PrevHash = l.cfg.ReplicaID, seq, prev
+		r.Hash, l.buf = l.h.sum(r, l.buf)
+		prev = r.Hash
+		w, err := toRow(r)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		rows[i] = w
+	}
+	err := l.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return tx.CreateInBatches(&rows, 128).Error
+	})
+	if err != nil {
+		// The outcome may be unknown (a lost COMMIT reply): re-read the
+		// head from the database before the next batch.
+		l.headValid = false
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	l.setHead(Head{ReplicaID: l.cfg.ReplicaID, Seq: seq, Hash: prev})
+	return nil
+}
+
+func (l *Logger) setHead(h Head) {
+	l.statMu.Lock()
+	l.head = h
+	l.statMu.Unlock()
+	l.headValid = true
+}
+
+// loadHead reads and checks the newest stored record of this replica.
+func (l *Logger) loadHead(ctx context.Context) error {
+	var rows []row
+	err := l.db.WithContext(ctx).Where("replica_id = ?", l.cfg.ReplicaID).
+		Order("seq DESC").Limit(1).Find(&rows).Error
+	if err != nil {
+		return fmt.Errorf("%w: read chain head: %v", ErrUnavailable, err)
+	}
+	if len(rows) == 0 {
+		l.setHead(Head{ReplicaID: l.cfg.ReplicaID})
+		return nil
+	}
+	rec, err := rows[0].record()
+	if err != nil {
+		return fmt.Errorf("%w: replica %s seq %d: %v", ErrBadHead, l.cfg.ReplicaID, rows[0].Seq, err)
+	}
+	ok, buf := l.h.check(&rec, l.buf)
+	l.buf = buf
+	if !ok {
+		return fmt.Errorf("%w: replica %s seq %d", ErrBadHead, l.cfg.ReplicaID, rec.Seq)
+	}
+	l.setHead(Head{ReplicaID: l.cfg.ReplicaID, Seq: rec.Seq, Hash: rec.Hash})
+	return nil
+}
