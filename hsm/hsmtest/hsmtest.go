@@ -452,6 +452,11 @@ func (s *suite) testWrapKey(t *testing.T, b hsm.Backend) {
 		// Domain separation: wrapped material is not ordinary root-key data.
 		_, err = b.Decrypt(ctx, hsm.RootKeyID, wrapped, aad)
 		wantErr(t, "Decrypt(root) of a wrapped blob with the raw aad", err, hsm.ErrDecrypt)
+		// ...and Encrypt under the root key cannot forge a wrapped blob.
+		_, err = b.Encrypt(ctx, hsm.RootKeyID, pattern(32), hsm.WrapAAD(aad))
+		wantErr(t, "Encrypt(root) with a reserved wrap aad", err, hsm.ErrInvalidArgument)
+		_, err = b.Decrypt(ctx, hsm.RootKeyID, wrapped, hsm.WrapAAD(aad))
+		wantErr(t, "Decrypt(root) with a reserved wrap aad", err, hsm.ErrDecrypt)
 	}
 	// Ciphertext from a data key does not unwrap.
 	id := s.id("wrap-data")
