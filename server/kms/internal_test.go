@@ -1,0 +1,91 @@
+package kms
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+func TestMaterialCacheLRUZeroes(t *testing.T) {
+	c := newMaterialCache(2)
+	a, b, d := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), bytes.Repeat([]byte{3}, 32)
+	c.put("k", 1, a)
+	c.put("k", 2, b)
+	hsmA := c.items[materialKey{"k", 1}].Value.(*materialItem).mat
+	if _, ok := c.get("k", 1, nil); !ok { // 1 is now most recent
+		t.Fatal("miss")
+	}
+	hsmB := c.items[materialKey{"k", 2}].Value.(*materialItem).mat
+	c.put("k", 3, d) // evicts 2
+	if _, ok := c.get("k", 2, nil); ok || c.len() != 2 {
+		t.Fatal("LRU did not evict the least recently used entry")
+	}
+	if !bytes.Equal(hsmB, make([]byte, 32)) {
+		t.Fatal("evicted material not zeroed")
+	}
+	got, ok := c.get("k", 1, make([]byte, 0, 32))
+	if !ok || !bytes.Equal(got, a) {
+		t.Fatal("wrong material")
+	}
+	got[0] = 99 // a copy: the cache is unaffected
+	if again, _ := c.get("k", 1, nil); again[0] != 1 {
+		t.Fatal("get returned the cached buffer itself")
+	}
+	c.drop("k", 1)
+	if !bytes.Equal(hsmA, make([]byte, 32)) {
+		t.Fatal("dropped material not zeroed")
+	}
+	c.put("x", 1, a)
+	c.purge("k")
+	if c.len() != 1 {
+		t.Fatalf("purge left %d", c.len())
+	}
+	c.purge("")
+	if c.len() != 0 {
+		t.Fatal("purge all")
+	}
+	off := newMaterialCache(-1)
+	off.put("k", 1, a)
+	if _, ok := off.get("k", 1, nil); ok {
+		t.Fatal("disabled cache stored material")
+	}
+}
+
+func TestHSMObjectID(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	id, err := hsmObjectID("0f8e2c1a-1111-4222-8333-444455556666", 12, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := hsmObjectTime(id)
+	if !ok || !got.Equal(now) {
+		t.Fatalf("%s: time %v %v", id, got, ok)
+	}
+	for _, bad := range []string{"other-key", HSMObjectPrefix + "x", HSMObjectPrefix + "k-v1-tzz-00", HSMObjectPrefix + "k-v1-123-00"} {
+		if _, ok := hsmObjectTime(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestKeyIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 100; i++ {
+		id, err := newKeyID()
+		if err != nil || !validKeyID(id) || seen[id] || id[14] != '4' {
+			t.Fatalf("bad id %q %v", id, err)
+		}
+		seen[id] = true
+	}
+	for _, bad := range []string{"", "0F8E2C1A-1111-4222-8333-444455556666", "0f8e2c1a_1111-4222-8333-444455556666", "0f8e2c1a-1111-4222-8333-44445555666"} {
+		if validKeyID(bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestAllowedRejectsUnknown(t *testing.T) {
+	if Allowed("Nope", KeyStateEnabled) || Allowed(OpEncrypt, "Gone") {
+		t.Fatal("unknown op or state allowed")
+	}
+}

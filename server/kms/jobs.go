@@ -1,0 +1,119 @@
+package kms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kmsgo/kmsgo/server/store"
+)
+
+// DestroyDueKeys destroys every PendingDeletion key whose deletion date has
+// passed: the key becomes Destroyed (compare-and-swap, so a concurrent
+// CancelKeyDeletion either wins completely or loses), then each version's
+// material is destroyed (HSM object removed, wrapped material erased). Work
+// left by an interrupted run is finished by the next one. It returns how
+// many keys it moved to Destroyed. Safe to run on several replicas.
+func (s *Service) DestroyDueKeys(ctx context.Context) (int, error) {
+	now := s.now()
+	due, err := s.st.DueForDeletion(ctx, now)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, k := range due {
+		err := s.st.UpdateKey(ctx, k.ID, k.Revision, map[string]any{"state": KeyStateDestroyed, "rotation_enabled": false, "next_rotation_at": nil}, now)
+		s.invalidate(k.ID)
+		s.material.purge(k.ID)
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			continue // changed meanwhile (cancelled, or another replica did it)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+		// As in AWS, a deleted key's aliases go with it, freeing the names.
+		if err := s.st.DeleteAliasesOf(ctx, k.ID); err != nil {
+			errs = append(errs, err)
+		}
+		s.mu.Lock()
+		for name, a := range s.aliases {
+			if a.keyID == k.ID {
+				delete(s.aliases, name)
+			}
+		}
+		s.mu.Unlock()
+	}
+	vs, err := s.st.UndestroyedVersionsOfDestroyedKeys(ctx)
+	if err != nil {
+		return n, errors.Join(append(errs, err)...)
+	}
+	for _, v := range vs {
+		if err := s.destroyVersion(ctx, v, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// RotateDueKeys rotates every Enabled key whose automatic rotation is due
+// and returns how many it rotated. A key rotated concurrently by another
+// replica is skipped, not rotated twice.
+func (s *Service) RotateDueKeys(ctx context.Context) (int, error) {
+	due, err := s.st.DueForRotation(ctx, s.now())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, k := range due {
+		if k.Origin == OriginExternal {
+			continue
+		}
+		_, err := s.rotate(ctx, k.ID, true)
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, ErrConcurrentUpdate), errors.Is(err, ErrInvalidKeyState), errors.Is(err, ErrNotFound):
+		default:
+			errs = append(errs, fmt.Errorf("rotate %s: %w", k.ID, err))
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// CleanupOrphans destroys HSM objects named like master key versions
+// (HSMObjectPrefix) that no live version references and that are older than
+// Config.OrphanGrace: leftovers of rotations or imports that failed after
+// creating the object. It returns how many it destroyed.
+func (s *Service) CleanupOrphans(ctx context.Context) (int, error) {
+	ids, err := s.hsm.ListKeys(ctx, HSMObjectPrefix)
+	if err != nil {
+		return 0, err
+	}
+	now := s.clock()
+	n := 0
+	var errs []error
+	for _, id := range ids {
+		t, ok := hsmObjectTime(id)
+		if !ok || now.Sub(t) < s.orphanGrace {
+			continue
+		}
+		used, err := s.st.HSMObjectInUse(ctx, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if used {
+			continue
+		}
+		if err := s.hsm.DestroyKey(ctx, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"time"
+
+	"github.com/kmsgo/kmsgo/server/migrate"
+	"gorm.io/gorm"
+)
+
+// Migrations returns the store's schema steps in order. Apply them with
+// migrate.Apply(db, store.Migrations()...). Released steps never change.
+func Migrations() []migrate.Step {
+	return []migrate.Step{
+		{ID: "store/0001_init", Up: up0001},
+	}
+}
+
+// Snapshot of the schema as released in step 0001. Later model changes get
+// new steps; these structs stay as they are.
+type (
+	m0001Key struct {
+		ID                 string     `gorm:"primaryKey;size:64"`
+		Description        string     `gorm:"type:text"`
+		KeySpec            string     `gorm:"size:16;not null"`
+		ProtectionLevel    string     `gorm:"size:16;not null"`
+		Origin             string     `gorm:"size:16;not null"`
+		State              string     `gorm:"size:32;not null;index:idx_kms_keys_state"`
+		PrimaryVersion     int64      `gorm:"not null"`
+		RotationEnabled    bool       `gorm:"not null"`
+		RotationPeriodDays int        `gorm:"not null"`
+		NextRotationAt     *time.Time `gorm:"index:idx_kms_keys_next_rotation_at"`
+		DeletionDate       *time.Time `gorm:"index:idx_kms_keys_deletion_date"`
+		Revision           int64      `gorm:"not null"`
+		CreatedAt          time.Time
+		UpdatedAt          time.Time
+	}
+	m0001KeyVersion struct {
+		KeyID           string `gorm:"primaryKey;size:64"`
+		Version         int64  `gorm:"primaryKey;autoIncrement:false"`
+		State           string `gorm:"size:16;not null"`
+		WrappedMaterial []byte
+		HSMObjectID     string `gorm:"size:191;index:idx_kms_key_versions_hsm_object_id"`
+		CreatedAt       time.Time
+		DestroyedAt     *time.Time
+	}
+	m0001Alias struct {
+		Name      string `gorm:"primaryKey;size:191"`
+		KeyID     string `gorm:"size:64;not null;index:idx_kms_aliases_key_id"`
+		CreatedAt time.Time
+		UpdatedAt time.Time
+	}
+	m0001Tag struct {
+		KeyID  string `gorm:"primaryKey;size:64"`
+		TagKey string `gorm:"primaryKey;size:128"`
+		Value  string `gorm:"size:256;not null"`
+	}
+	m0001ImportToken struct {
+		ID                string `gorm:"primaryKey;size:64"`
+		KeyID             string `gorm:"size:64;not null;index:idx_kms_import_tokens_key_id"`
+		WrappedPrivateKey []byte
+		ExpiresAt         time.Time
+		CreatedAt         time.Time
+	}
+)
+
+func (m0001Key) TableName() string         { return "kms_keys" }
+func (m0001KeyVersion) TableName() string  { return "kms_key_versions" }
+func (m0001Alias) TableName() string       { return "kms_aliases" }
+func (m0001Tag) TableName() string         { return "kms_tags" }
+func (m0001ImportToken) TableName() string { return "kms_import_tokens" }
+
+func up0001(tx *gorm.DB) error {
+	for _, m := range []any{&m0001Key{}, &m0001KeyVersion{}, &m0001Alias{}, &m0001Tag{}, &m0001ImportToken{}} {
+		if tx.Migrator().HasTable(m) {
+			continue
+		}
+		if err := tx.Migrator().CreateTable(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}

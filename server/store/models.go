@@ -1,0 +1,136 @@
+package store
+
+import "time"
+
+// KeyState is the lifecycle state of a master key. Stored; frozen.
+type KeyState string
+
+// Key states.
+const (
+	KeyStateEnabled         KeyState = "Enabled"
+	KeyStateDisabled        KeyState = "Disabled"
+	KeyStatePendingDeletion KeyState = "PendingDeletion"
+	KeyStatePendingImport   KeyState = "PendingImport"
+	KeyStateDestroyed       KeyState = "Destroyed"
+)
+
+// KeySpec is the key algorithm and size. Stored; frozen.
+type KeySpec string
+
+// Key specs.
+const (
+	KeySpecAES256 KeySpec = "AES_256"
+	KeySpecAES128 KeySpec = "AES_128"
+)
+
+// Bits returns the key size in bits, or 0 for an unknown spec.
+func (s KeySpec) Bits() int {
+	switch s {
+	case KeySpecAES256:
+		return 256
+	case KeySpecAES128:
+		return 128
+	}
+	return 0
+}
+
+// ProtectionLevel says where key material lives. Stored; frozen.
+type ProtectionLevel string
+
+// Protection levels.
+const (
+	ProtectionHSM      ProtectionLevel = "HSM"
+	ProtectionSoftware ProtectionLevel = "SOFTWARE"
+)
+
+// Origin says who made the key material. Stored; frozen.
+type Origin string
+
+// Origins.
+const (
+	OriginKMS      Origin = "KMS"
+	OriginExternal Origin = "EXTERNAL"
+)
+
+// VersionState is the state of one key version. Stored; frozen.
+type VersionState string
+
+// Version states.
+const (
+	VersionEnabled   VersionState = "Enabled"
+	VersionDestroyed VersionState = "Destroyed"
+)
+
+// Key is a master key (table kms_keys). Revision is bumped by every update
+// and is the compare-and-swap token.
+type Key struct {
+	ID                 string          `gorm:"primaryKey;size:64"`
+	Description        string          `gorm:"type:text"`
+	KeySpec            KeySpec         `gorm:"size:16;not null"`
+	ProtectionLevel    ProtectionLevel `gorm:"size:16;not null"`
+	Origin             Origin          `gorm:"size:16;not null"`
+	State              KeyState        `gorm:"size:32;not null;index"`
+	PrimaryVersion     int64           `gorm:"not null"`
+	RotationEnabled    bool            `gorm:"not null"`
+	RotationPeriodDays int             `gorm:"not null"`
+	NextRotationAt     *time.Time      `gorm:"index"`
+	DeletionDate       *time.Time      `gorm:"index"`
+	Revision           int64           `gorm:"not null"`
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// TableName implements gorm's Tabler.
+func (Key) TableName() string { return "kms_keys" }
+
+// KeyVersion is one version of a master key (table kms_key_versions). A
+// SOFTWARE version holds WrappedMaterial (wrapped by the HSM root key), an
+// HSM version holds HSMObjectID. (KeyID, Version) is the primary key, which
+// makes two concurrent rotations to the same version number impossible.
+type KeyVersion struct {
+	KeyID           string       `gorm:"primaryKey;size:64"`
+	Version         int64        `gorm:"primaryKey;autoIncrement:false"`
+	State           VersionState `gorm:"size:16;not null"`
+	WrappedMaterial []byte
+	HSMObjectID     string `gorm:"size:191;index"`
+	CreatedAt       time.Time
+	DestroyedAt     *time.Time
+}
+
+// TableName implements gorm's Tabler.
+func (KeyVersion) TableName() string { return "kms_key_versions" }
+
+// Alias maps a unique alias name ("alias/...") to a key (table kms_aliases).
+type Alias struct {
+	Name      string `gorm:"primaryKey;size:191"`
+	KeyID     string `gorm:"size:64;not null;index"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// TableName implements gorm's Tabler.
+func (Alias) TableName() string { return "kms_aliases" }
+
+// Tag is one key/value tag of a key (table kms_tags).
+type Tag struct {
+	KeyID  string `gorm:"primaryKey;size:64"`
+	TagKey string `gorm:"primaryKey;size:128"`
+	Value  string `gorm:"size:256;not null"`
+}
+
+// TableName implements gorm's Tabler.
+func (Tag) TableName() string { return "kms_tags" }
+
+// ImportToken is an outstanding BYOK import (table kms_import_tokens). ID is
+// the hex SHA-256 of the token handed to the caller; the RSA private key is
+// stored wrapped by the HSM root key.
+type ImportToken struct {
+	ID                string `gorm:"primaryKey;size:64"`
+	KeyID             string `gorm:"size:64;not null;index"`
+	WrappedPrivateKey []byte
+	ExpiresAt         time.Time
+	CreatedAt         time.Time
+}
+
+// TableName implements gorm's Tabler.
+func (ImportToken) TableName() string { return "kms_import_tokens" }
