@@ -1,7 +1,10 @@
 package p11_test
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -92,14 +95,19 @@ func TestFaultRecovery(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			cfg := softhsmtest.New(t)
 			cfg.PoolSize = 2
+			logs := &syncBuffer{}
+			cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 			b := open(t, cfg)
 			generate(t, b, "k", 256)
 			before, err := b.Encrypt(bg, "k", []byte("before"), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			l := startLoad(b, "k", 4)
-			waitFor(t, "load to run", 5*time.Second, func() bool { return l.ok.Load() > 20 })
+			l := startLoad(b, "k", 4) // 4 workers on a pool of 2: real contention
+			waitFor(t, "load to run", 10*time.Second, func() bool { return l.ok.Load() > 200 })
+			if st := b.Stats(); st.Waits == 0 {
+				t.Fatalf("no call ever waited for a session (%+v): the load is not concurrent", st)
+			}
 
 			if err := p11.InjectFault(b, kind); err != nil {
 				t.Fatalf("inject %s: %v", kind, err)
@@ -107,7 +115,7 @@ func TestFaultRecovery(t *testing.T) {
 			waitFor(t, "calls to fail with ErrUnavailable", 5*time.Second, func() bool { return l.unavailable.Load() > 0 })
 			waitFor(t, "Health to recover", 5*time.Second, func() bool { return b.Health(bg) == nil })
 			okAt := l.ok.Load()
-			waitFor(t, "calls to succeed again", 5*time.Second, func() bool { return l.ok.Load() > okAt+20 })
+			waitFor(t, "calls to succeed again", 10*time.Second, func() bool { return l.ok.Load() > okAt+200 })
 			l.finish(t)
 
 			if d := time.Duration(l.slowest.Load()); d > time.Second {
@@ -122,8 +130,38 @@ func TestFaultRecovery(t *testing.T) {
 			if st := b.Stats(); !st.Available || st.InUse != 0 {
 				t.Errorf("Stats after recovery = %+v", st)
 			}
+			// The log tells the story, and never the PIN or any data.
+			out := logs.String()
+			for _, want := range []string{"HSM unavailable", "HSM available again"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("log lacks %q:\n%s", want, out)
+				}
+			}
+			for _, secret := range []string{cfg.PIN, "payload", "before"} {
+				if strings.Contains(out, secret) {
+					t.Errorf("log contains %q:\n%s", secret, out)
+				}
+			}
 		})
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func mustWrap(t *testing.T, b *p11.Backend) []byte {

@@ -2,7 +2,9 @@ package ciphertext_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"maps"
 	"testing"
 
 	"github.com/kmsgo/kmsgo/server/ciphertext"
@@ -139,7 +141,13 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		b, err := ciphertext.Parse(raw)
 		if err != nil {
+			if !errors.Is(err, ciphertext.ErrMalformed) && !errors.Is(err, ciphertext.ErrUnknownFormat) {
+				t.Fatalf("Parse failed with an unexpected error kind: %v", err)
+			}
 			return
+		}
+		if len(raw) > ciphertext.MaxBlobLen || raw[0] != ciphertext.FormatV1 {
+			t.Fatalf("accepted a %d-byte blob with format %#x", len(raw), raw[0])
 		}
 		again, err := b.Encode()
 		if err != nil {
@@ -168,5 +176,48 @@ func FuzzCanonicalContext(f *testing.F) {
 		if err != nil || !bytes.Equal(e1, e2) {
 			t.Fatalf("not canonical: %v", err)
 		}
+		// Injective: the encoding decodes back to exactly the map, so two
+		// different contexts can never share an encoding (and an AAD).
+		if got := decodeContext(t, e1); !maps.Equal(got, m1) {
+			t.Fatalf("encoding of %q decodes to %q", m1, got)
+		}
 	})
+}
+
+// decodeContext reverses CanonicalContext, failing t on any irregularity
+// (trailing bytes, unsorted or repeated keys).
+func decodeContext(t *testing.T, b []byte) map[string]string {
+	t.Helper()
+	next := func() []byte {
+		if len(b) < 4 {
+			t.Fatalf("truncated encoding")
+		}
+		n := binary.BigEndian.Uint32(b)
+		if uint64(len(b)-4) < uint64(n) {
+			t.Fatalf("length %d beyond the encoding", n)
+		}
+		out := b[4 : 4+n]
+		b = b[4+n:]
+		return out
+	}
+	if len(b) < 4 {
+		t.Fatalf("no pair count")
+	}
+	count := binary.BigEndian.Uint32(b)
+	b = b[4:]
+	m := map[string]string{}
+	prev := ""
+	for i := uint32(0); i < count; i++ {
+		k := string(next())
+		v := string(next())
+		if i > 0 && k <= prev {
+			t.Fatalf("keys not strictly sorted: %q after %q", k, prev)
+		}
+		prev = k
+		m[k] = v
+	}
+	if len(b) != 0 {
+		t.Fatalf("%d trailing bytes", len(b))
+	}
+	return m
 }

@@ -76,6 +76,10 @@ type faultyBackend struct {
 	failCreate  atomic.Bool // GenerateKey, ImportKey, Random, WrapKey fail with ErrUnavailable
 	failDestroy atomic.Bool // DestroyKey fails with ErrUnavailable
 	failCrypto  atomic.Bool // Encrypt, Decrypt, UnwrapKey fail with ErrUnavailable
+	// failAfterCreate lets GenerateKey, Random and WrapKey run on the real
+	// backend and then report ErrUnavailable, as when the HSM did the work
+	// but its reply was lost: a created object becomes an orphan.
+	failAfterCreate atomic.Bool
 	// beforeCreate, if set, runs before GenerateKey and Random.
 	beforeCreate atomic.Pointer[func()]
 }
@@ -96,7 +100,13 @@ func (f *faultyBackend) GenerateKey(ctx context.Context, id string, bits int) er
 	if err := f.hook(); err != nil {
 		return err
 	}
-	return f.Backend.GenerateKey(ctx, id, bits)
+	if err := f.Backend.GenerateKey(ctx, id, bits); err != nil {
+		return err
+	}
+	if f.failAfterCreate.Load() {
+		return errInjected
+	}
+	return nil
 }
 
 func (f *faultyBackend) ImportKey(ctx context.Context, id string, m []byte) error {
@@ -110,14 +120,23 @@ func (f *faultyBackend) Random(ctx context.Context, n int) ([]byte, error) {
 	if err := f.hook(); err != nil {
 		return nil, err
 	}
-	return f.Backend.Random(ctx, n)
+	r, err := f.Backend.Random(ctx, n)
+	if err == nil && f.failAfterCreate.Load() {
+		hsm.Zero(r)
+		return nil, errInjected
+	}
+	return r, err
 }
 
 func (f *faultyBackend) WrapKey(ctx context.Context, m, aad []byte) ([]byte, error) {
 	if f.failCreate.Load() {
 		return nil, errInjected
 	}
-	return f.Backend.WrapKey(ctx, m, aad)
+	w, err := f.Backend.WrapKey(ctx, m, aad)
+	if err == nil && f.failAfterCreate.Load() {
+		return nil, errInjected
+	}
+	return w, err
 }
 
 func (f *faultyBackend) Encrypt(ctx context.Context, id string, pt, aad []byte) ([]byte, error) {

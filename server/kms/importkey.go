@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 
 	"github.com/kmsgo/kmsgo/hsm"
 	"github.com/kmsgo/kmsgo/server/store"
@@ -22,6 +23,21 @@ func importTokenID(token []byte) string {
 }
 
 func importAAD(tokenID string) []byte { return []byte("kmsgo/import-key/v1\x00" + tokenID) }
+
+// zeroRSA overwrites the private parts of k that Go exposes (D, the primes
+// and the CRT values). Best effort: copies made inside crypto/rsa are left
+// to the garbage collector.
+func zeroRSA(k *rsa.PrivateKey) {
+	if k == nil {
+		return
+	}
+	for _, n := range append([]*big.Int{k.D, k.Precomputed.Dp, k.Precomputed.Dq, k.Precomputed.Qinv}, k.Primes...) {
+		if n != nil {
+			clear(n.Bits())
+			n.SetInt64(0)
+		}
+	}
+}
 
 // GetParametersForImport returns an RSA-2048 public key and an import token
 // (valid for Config.ImportTokenTTL) for a PendingImport key. The private key
@@ -39,6 +55,7 @@ func (s *Service) GetParametersForImport(ctx context.Context, in GetParametersFo
 	if err != nil {
 		return nil, err
 	}
+	defer zeroRSA(priv)
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
 		return nil, err
@@ -106,6 +123,7 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, in ImportKeyMaterialInp
 	if !ok {
 		return nil, errors.New("kms: import key is not RSA")
 	}
+	defer zeroRSA(priv)
 	mat, err := rsa.DecryptOAEP(sha256.New(), nil, priv, in.EncryptedKeyMaterial, nil)
 	if err != nil {
 		return nil, validationf("encrypted_key_material does not decrypt with the import parameters")

@@ -2,6 +2,10 @@ package kms
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"math/big"
+	"strings"
 	"testing"
 	"time"
 )
@@ -88,4 +92,53 @@ func TestAllowedRejectsUnknown(t *testing.T) {
 	if Allowed("Nope", KeyStateEnabled) || Allowed(OpEncrypt, "Gone") {
 		t.Fatal("unknown op or state allowed")
 	}
+}
+
+// FuzzHSMObjectTime parses arbitrary HSM object ids (CleanupOrphans reads
+// them from the HSM): it never panics, accepts only ids with the prefix,
+// and gives back the time of every id hsmObjectID makes.
+func FuzzHSMObjectTime(f *testing.F) {
+	f.Add("kmsgo-cmk-0f8e2c1a-1111-4222-8333-444455556666-v3-t6b49d200-0a1b2c3d", int64(1_800_000_000))
+	f.Add("kmsgo-cmk-", int64(0))
+	f.Add("kmsgo-root", int64(-1))
+	f.Fuzz(func(t *testing.T, id string, sec int64) {
+		if got, ok := hsmObjectTime(id); ok && !strings.HasPrefix(id, HSMObjectPrefix) {
+			t.Fatalf("%q parsed to %v without the prefix", id, got)
+		}
+		if sec < 0 || sec > 1<<40 {
+			return
+		}
+		now := time.Unix(sec, 0)
+		made, err := hsmObjectID("0f8e2c1a-1111-4222-8333-444455556666", 7, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := hsmObjectTime(made); !ok || !got.Equal(now) {
+			t.Fatalf("hsmObjectTime(%q) = %v, %v; want %v", made, got, ok, now)
+		}
+	})
+}
+
+func TestZeroRSA(t *testing.T) {
+	k, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := append([]*big.Int{k.D, k.Precomputed.Dp, k.Precomputed.Dq, k.Precomputed.Qinv}, k.Primes...)
+	words := make([][]big.Word, len(parts))
+	for i, p := range parts {
+		words[i] = p.Bits()
+	}
+	zeroRSA(k)
+	for i, p := range parts {
+		if p.Sign() != 0 {
+			t.Errorf("private part %d not zeroed", i)
+		}
+		for _, w := range words[i] {
+			if w != 0 {
+				t.Fatalf("private part %d: backing array still holds key bits", i)
+			}
+		}
+	}
+	zeroRSA(nil) // no panic
 }

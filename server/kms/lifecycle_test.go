@@ -2,7 +2,10 @@ package kms_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -197,6 +200,15 @@ func TestImport(t *testing.T) {
 				t.Fatalf("import: %+v, %v", got, err)
 			}
 			e.checkVersionsHaveMaterial(md.KeyID)
+			// Single use: the token is gone from the store, and the key no
+			// longer accepts material even with a fresh wrap under it.
+			tid := sha256.Sum256(p.ImportToken)
+			if _, err := e.st.GetImportToken(e.ctx, hex.EncodeToString(tid[:])); !isErr(err, store.ErrNotFound) {
+				t.Fatalf("import token still stored after use: %v", err)
+			}
+			if _, err := e.svc.ImportKeyMaterial(e.ctx, kms.ImportKeyMaterialInput{KeyID: md.KeyID, ImportToken: p.ImportToken, EncryptedKeyMaterial: wrapForImport(t, p, material)}); err == nil {
+				t.Fatal("second import with the same token succeeded")
+			}
 			out := e.encrypt(md.KeyID, []byte("byok"), nil)
 			e.mustDecrypt(out.CiphertextBlob, nil, []byte("byok"))
 			if _, err := e.svc.RotateKey(e.ctx, md.KeyID); !isErr(err, kms.ErrValidation) {
@@ -430,4 +442,105 @@ func TestTagsUpdateAndList(t *testing.T) {
 			t.Fatalf("describe unknown: %v", err)
 		}
 	})
+}
+
+// TestDeletionAcrossReplicas runs DestroyDueKeys on two replicas (own
+// connection pools, one database) at once, and races CancelKeyDeletion on
+// one replica against DestroyDueKeys on the other. Every key ends either
+// Destroyed with all material gone, or Disabled with all material intact;
+// never in between, and each key is counted as destroyed exactly once.
+func TestDeletionAcrossReplicas(t *testing.T) {
+	for _, d := range dbtest.Dialects(t) {
+		for _, lv := range levels {
+			t.Run(d+"/"+lv.name, func(t *testing.T) {
+				dsn, db := dbtest.OpenDSN(t, d)
+				e := newEnv(t, db, lv)
+				db2, err := dbtest.Connect(d, dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					if s, err := db2.DB(); err == nil {
+						_ = s.Close()
+					}
+				})
+				a, b := e.svc, e.service(db2)
+				const n = 4
+				type item struct {
+					id   string
+					blob []byte
+				}
+				var keys []item
+				for i := 0; i < n; i++ {
+					md := e.createKey(kms.CreateKeyInput{})
+					keys = append(keys, item{md.KeyID, e.encrypt(md.KeyID, []byte("data"), nil).CiphertextBlob})
+					if _, err := e.svc.ScheduleKeyDeletion(e.ctx, kms.ScheduleKeyDeletionInput{KeyID: md.KeyID, PendingWindowDays: 7}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				e.clock.Advance(7*24*time.Hour + time.Second)
+				var wg sync.WaitGroup
+				counts := make([]int, 2)
+				errs := make([]error, 2)
+				cancelErrs := make([]error, n)
+				for i, r := range []*kms.Service{a, b} {
+					wg.Add(1)
+					go func() { defer wg.Done(); counts[i], errs[i] = r.DestroyDueKeys(e.ctx) }()
+				}
+				for i := 0; i < n; i += 2 { // b cancels every other key meanwhile
+					wg.Add(1)
+					go func() { defer wg.Done(); _, cancelErrs[i] = b.CancelKeyDeletion(e.ctx, keys[i].id) }()
+				}
+				wg.Wait()
+				for _, err := range errs {
+					if err != nil {
+						t.Fatalf("DestroyDueKeys: %v", err)
+					}
+				}
+				destroyed := 0
+				for i, k := range keys {
+					md, err := e.svc.DescribeKey(e.ctx, k.id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					vs, err := e.st.Versions(e.ctx, k.id)
+					if err != nil || len(vs) != 1 {
+						t.Fatalf("versions: %v, %v", vs, err)
+					}
+					objs := e.hsmObjects(k.id)
+					switch md.KeyState {
+					case kms.KeyStateDestroyed:
+						destroyed++
+						if vs[0].State != kms.VersionDestroyed || vs[0].WrappedMaterial != nil || len(objs) != 0 {
+							t.Fatalf("key %d destroyed but material left: %+v, objects %v", i, vs[0], objs)
+						}
+						if i%2 == 0 && !isErr(cancelErrs[i], kms.ErrInvalidKeyState) {
+							t.Fatalf("cancel lost the race but says %v", cancelErrs[i])
+						}
+						if _, err := b.Decrypt(e.ctx, kms.DecryptInput{CiphertextBlob: k.blob}); err == nil {
+							t.Fatal("destroyed key decrypts")
+						}
+					case kms.KeyStateDisabled:
+						if i%2 != 0 || cancelErrs[i] != nil {
+							t.Fatalf("key %d Disabled without a successful cancel (%v)", i, cancelErrs[i])
+						}
+						e.checkVersionsHaveMaterial(k.id)
+						if _, err := a.EnableKey(e.ctx, k.id); err != nil {
+							t.Fatal(err)
+						}
+						for _, r := range []*kms.Service{a, b} {
+							if out, err := r.Decrypt(e.ctx, kms.DecryptInput{CiphertextBlob: k.blob}); err != nil || string(out.Plaintext) != "data" {
+								t.Fatalf("cancelled key does not decrypt: %v", err)
+							}
+						}
+					default:
+						t.Fatalf("key %d ended %s", i, md.KeyState)
+					}
+				}
+				if counts[0]+counts[1] != destroyed || destroyed < n/2 {
+					t.Fatalf("replicas counted %d+%d destroyed keys, %d are destroyed", counts[0], counts[1], destroyed)
+				}
+			})
+		}
+	}
 }

@@ -34,80 +34,153 @@ func TestRotateKey(t *testing.T) {
 	})
 }
 
-// failVersionInserts makes every INSERT into kms_key_versions fail while
-// armed: a real database with a fault injected through a GORM callback.
-func failVersionInserts(t *testing.T, db *gorm.DB) (setArmed func(bool)) {
+// failStatements makes every statement of kind ("create" or "update") on
+// table fail while armed: a real database with a fault injected through a
+// GORM callback.
+func failStatements(t *testing.T, db *gorm.DB, kind, table string) (setArmed func(bool)) {
 	t.Helper()
 	var mu sync.Mutex
 	armed := false
-	err := db.Callback().Create().Before("gorm:create").Register("kmstest:fail_versions", func(tx *gorm.DB) {
+	fail := func(tx *gorm.DB) {
 		mu.Lock()
 		defer mu.Unlock()
-		if armed && tx.Statement.Table == "kms_key_versions" {
+		if armed && tx.Statement.Table == table {
 			_ = tx.AddError(errors.New("injected store failure"))
 		}
-	})
+	}
+	name := "kmstest:fail_" + kind + "_" + table
+	var err error
+	switch kind {
+	case "create":
+		err = db.Callback().Create().Before("gorm:create").Register(name, fail)
+		t.Cleanup(func() { _ = db.Callback().Create().Remove(name) })
+	case "update":
+		err = db.Callback().Update().Before("gorm:update").Register(name, fail)
+		t.Cleanup(func() { _ = db.Callback().Update().Remove(name) })
+	default:
+		t.Fatalf("unknown statement kind %q", kind)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = db.Callback().Create().Remove("kmstest:fail_versions") })
 	return func(v bool) { mu.Lock(); armed = v; mu.Unlock() }
 }
 
+// failVersionInserts makes every INSERT into kms_key_versions fail while armed.
+func failVersionInserts(t *testing.T, db *gorm.DB) (setArmed func(bool)) {
+	return failStatements(t, db, "create", "kms_key_versions")
+}
+
+// TestRotateStoreFailure fails the database at two points of the rotation's
+// transaction: the version insert, and the key's compare-and-swap update
+// that follows it (so the version row must be rolled back). Afterwards the
+// key works on version 1, no version exists without material, the new HSM
+// object is gone, and a retry succeeds.
 func TestRotateStoreFailure(t *testing.T) {
+	points := []struct{ kind, table string }{
+		{"create", "kms_key_versions"},
+		{"update", "kms_keys"},
+	}
 	forEach(t, func(t *testing.T, e *env) {
 		md := e.createKey(kms.CreateKeyInput{})
 		blob := e.encrypt(md.KeyID, []byte("data"), nil).CiphertextBlob
-		setArmed := failVersionInserts(t, e.db)
-		setArmed(true)
-		if _, err := e.svc.RotateKey(e.ctx, md.KeyID); err == nil {
-			t.Fatal("rotate succeeded despite the store failure")
+		for i, pt := range points {
+			setArmed := failStatements(t, e.db, pt.kind, pt.table)
+			setArmed(true)
+			if _, err := e.svc.RotateKey(e.ctx, md.KeyID); err == nil {
+				t.Fatalf("%s %s: rotate succeeded despite the store failure", pt.kind, pt.table)
+			}
+			setArmed(false)
+			want := int64(i + 1) // the previous point's retry added a version
+			if out := e.encrypt(md.KeyID, []byte("x"), nil); out.KeyVersion != want {
+				t.Fatalf("%s %s: encrypt after failed rotate used version %d, want %d", pt.kind, pt.table, out.KeyVersion, want)
+			}
+			e.mustDecrypt(blob, nil, []byte("data"))
+			if vs := e.checkVersionsHaveMaterial(md.KeyID); int64(len(vs)) != want {
+				t.Fatalf("%s %s: %d versions after failed rotate, want %d", pt.kind, pt.table, len(vs), want)
+			}
+			if got, _ := e.svc.DescribeKey(e.ctx, md.KeyID); got.PrimaryVersion != want {
+				t.Fatalf("%s %s: primary = %d", pt.kind, pt.table, got.PrimaryVersion)
+			}
+			if objs := e.hsmObjects(md.KeyID); e.pl == kms.ProtectionHSM && int64(len(objs)) != want {
+				t.Fatalf("%s %s: HSM objects after failed rotate: %v", pt.kind, pt.table, objs)
+			}
+			got, err := e.svc.RotateKey(e.ctx, md.KeyID)
+			if err != nil || got.PrimaryVersion != want+1 {
+				t.Fatalf("%s %s: retry: %+v, %v", pt.kind, pt.table, got, err)
+			}
+			e.checkVersionsHaveMaterial(md.KeyID)
+			e.mustDecrypt(blob, nil, []byte("data"))
 		}
-		// The key still works on version 1, and nothing half-made remains.
-		if out := e.encrypt(md.KeyID, []byte("x"), nil); out.KeyVersion != 1 {
-			t.Fatalf("encrypt after failed rotate used version %d", out.KeyVersion)
-		}
-		e.mustDecrypt(blob, nil, []byte("data"))
-		if vs := e.checkVersionsHaveMaterial(md.KeyID); len(vs) != 1 {
-			t.Fatalf("%d versions after failed rotate", len(vs))
-		}
-		if got, _ := e.svc.DescribeKey(e.ctx, md.KeyID); got.PrimaryVersion != 1 {
-			t.Fatalf("primary = %d", got.PrimaryVersion)
-		}
-		if e.pl == kms.ProtectionHSM && len(e.hsmObjects(md.KeyID)) != 1 {
-			t.Fatalf("HSM objects after failed rotate: %v", e.hsmObjects(md.KeyID))
-		}
-		setArmed(false)
-		got, err := e.svc.RotateKey(e.ctx, md.KeyID)
-		if err != nil || got.PrimaryVersion != 2 {
-			t.Fatalf("retry: %+v, %v", got, err)
-		}
-		e.checkVersionsHaveMaterial(md.KeyID)
-		e.mustDecrypt(blob, nil, []byte("data"))
 	})
 }
 
+// TestRotateHSMFailure fails the HSM at two points of a rotation: before it
+// creates anything, and after it created the new object (or drew and wrapped
+// the new material) but lost the reply. Afterwards the key still works on
+// its old primary, no version exists without material, a retry succeeds,
+// and an object left in the HSM is found by its id and cleaned up.
 func TestRotateHSMFailure(t *testing.T) {
-	forEach(t, func(t *testing.T, e *env) {
-		md := e.createKey(kms.CreateKeyInput{})
-		blob := e.encrypt(md.KeyID, []byte("data"), nil).CiphertextBlob
-		e.hsm.failCreate.Store(true)
-		if _, err := e.svc.RotateKey(e.ctx, md.KeyID); !isErr(err, hsm.ErrUnavailable) {
-			t.Fatalf("rotate with HSM down: err = %v, want hsm.ErrUnavailable", err)
+	cases := []struct {
+		name string
+		arm  func(f *faultyBackend, on bool)
+	}{
+		{"before create", func(f *faultyBackend, on bool) { f.failCreate.Store(on) }},
+		{"after create, reply lost", func(f *faultyBackend, on bool) { f.failAfterCreate.Store(on) }},
+	}
+	// A private token per HSM run: CleanupOrphans looks at every object.
+	lvls := []level{levels[0], {"HSM", kms.ProtectionHSM, privateSoftHSM}}
+	for _, d := range dbtest.Dialects(t) {
+		for _, lv := range lvls {
+			for _, c := range cases {
+				t.Run(d+"/"+lv.name+"/"+c.name, func(t *testing.T) {
+					e := newEnv(t, dbtest.Open(t, d), lv)
+					md := e.createKey(kms.CreateKeyInput{})
+					blob := e.encrypt(md.KeyID, []byte("data"), nil).CiphertextBlob
+					c.arm(e.hsm, true)
+					if _, err := e.svc.RotateKey(e.ctx, md.KeyID); !isErr(err, hsm.ErrUnavailable) {
+						t.Fatalf("rotate with the HSM failing: err = %v, want hsm.ErrUnavailable", err)
+					}
+					c.arm(e.hsm, false)
+					e.mustDecrypt(blob, nil, []byte("data"))
+					if vs := e.checkVersionsHaveMaterial(md.KeyID); len(vs) != 1 {
+						t.Fatalf("%d versions after the failed rotation", len(vs))
+					}
+					if out := e.encrypt(md.KeyID, []byte("x"), nil); out.KeyVersion != 1 {
+						t.Fatal("primary moved")
+					}
+					if got, _ := e.svc.DescribeKey(e.ctx, md.KeyID); got.PrimaryVersion != 1 {
+						t.Fatalf("primary = %d after the failed rotation", got.PrimaryVersion)
+					}
+					orphans := 0
+					if lv.pl == kms.ProtectionHSM && c.name != "before create" {
+						orphans = 1
+					}
+					if objs := e.hsmObjects(md.KeyID); lv.pl == kms.ProtectionHSM && len(objs) != 1+orphans {
+						t.Fatalf("HSM objects after the failed rotation: %v, want %d", objs, 1+orphans)
+					}
+					got, err := e.svc.RotateKey(e.ctx, md.KeyID)
+					if err != nil || got.PrimaryVersion != 2 {
+						t.Fatalf("retry: %+v, %v", got, err)
+					}
+					e.checkVersionsHaveMaterial(md.KeyID)
+					e.mustDecrypt(blob, nil, []byte("data"))
+					e.clock.Advance(kms.DefaultOrphanGrace + time.Minute)
+					if n, err := e.svc.CleanupOrphans(e.ctx); err != nil || n != orphans {
+						t.Fatalf("CleanupOrphans = %d, %v; want %d", n, err, orphans)
+					}
+					if objs := e.hsmObjects(md.KeyID); lv.pl == kms.ProtectionHSM && len(objs) != 2 {
+						t.Fatalf("HSM objects after cleanup: %v, want the two live versions", objs)
+					}
+					e.checkVersionsHaveMaterial(md.KeyID)
+					e.mustDecrypt(blob, nil, []byte("data"))
+					if out := e.encrypt(md.KeyID, []byte("x"), nil); out.KeyVersion != 2 {
+						t.Fatalf("encrypt after retry used version %d", out.KeyVersion)
+					}
+				})
+			}
 		}
-		e.hsm.failCreate.Store(false)
-		e.mustDecrypt(blob, nil, []byte("data"))
-		if vs := e.checkVersionsHaveMaterial(md.KeyID); len(vs) != 1 {
-			t.Fatalf("%d versions", len(vs))
-		}
-		if out := e.encrypt(md.KeyID, []byte("x"), nil); out.KeyVersion != 1 {
-			t.Fatal("primary moved")
-		}
-		if got, err := e.svc.RotateKey(e.ctx, md.KeyID); err != nil || got.PrimaryVersion != 2 {
-			t.Fatalf("retry: %v", err)
-		}
-		e.checkVersionsHaveMaterial(md.KeyID)
-	})
+	}
 }
 
 // TestOrphanCleanup leaves an HSM object behind (store fails, then the HSM

@@ -1,14 +1,6 @@
-// Package migrate applies explicit, versioned schema migrations to a GORM
-// database and records which ones ran, so every kmsd replica and every
-// dialect (SQLite, MySQL/MariaDB, PostgreSQL) ends up with the same schema.
-//
-// Each package that owns tables exports its steps (for example
-// store.Migrations()); kmsd applies them all at start. A step's ID never
-// changes once released; new schema changes are new steps.
 package migrate
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -29,13 +21,14 @@ type record struct {
 
 func (record) TableName() string { return "kms_schema_migrations" }
 
-// ErrDuplicateStep reports two steps with the same ID in one Apply call.
-var ErrDuplicateStep = errors.New("migrate: duplicate step id")
-
 // Apply runs, in order, every step whose ID is not yet recorded. Each step and
 // its record are written in one transaction (on MySQL DDL commits implicitly,
 // so steps must also be safe to re-run: use Migrator().HasTable checks or
-// CREATE ... IF NOT EXISTS). Apply is safe to call on every start.
+// CREATE ... IF NOT EXISTS). Apply is safe to call on every start, also by
+// several replicas at once: on MySQL/MariaDB and PostgreSQL it holds a
+// database-wide lock (GET_LOCK, pg_advisory_lock) while it works; on other
+// dialects (SQLite) a run that fails because another process raced it is
+// retried a few times.
 func Apply(db *gorm.DB, steps ...Step) error {
 	seen := make(map[string]bool, len(steps))
 	for _, s := range steps {
@@ -44,6 +37,26 @@ func Apply(db *gorm.DB, steps ...Step) error {
 		}
 		seen[s.ID] = true
 	}
+	switch db.Dialector.Name() {
+	case "postgres", "mysql":
+		return withLock(db, func(conn *gorm.DB) error { return apply(conn, steps) })
+	}
+	// No lock on this dialect: a run that lost a race with another replica
+	// (table created meanwhile) is retried; steps are re-runnable.
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = apply(db, steps); err == nil || attempt == applyAttempts {
+			return err
+		}
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+	}
+}
+
+// applyAttempts bounds how often Apply runs the steps on a dialect without
+// a migration lock.
+const applyAttempts = 3
+
+func apply(db *gorm.DB, steps []Step) error {
 	if err := db.AutoMigrate(&record{}); err != nil {
 		return fmt.Errorf("migrate: bookkeeping table: %w", err)
 	}
@@ -71,6 +84,42 @@ func Apply(db *gorm.DB, steps ...Step) error {
 		}
 	}
 	return nil
+}
+
+// lockTimeoutSeconds bounds how long Apply waits for another replica's
+// migration run on MySQL/MariaDB.
+const lockTimeoutSeconds = 120
+
+// withLock runs fn on one pinned connection that holds the dialect's
+// session-level migration lock (PostgreSQL and MySQL/MariaDB only).
+func withLock(db *gorm.DB, fn func(conn *gorm.DB) error) error {
+	switch db.Dialector.Name() {
+	case "postgres":
+		return db.Connection(func(conn *gorm.DB) error {
+			conn = conn.Session(&gorm.Session{}) // fresh statement per chain, same connection
+			const key = "hashtext('kmsgo/migrate/' || current_schema())"
+			if err := conn.Exec("SELECT pg_advisory_lock(" + key + ")").Error; err != nil {
+				return fmt.Errorf("migrate: lock: %w", err)
+			}
+			defer conn.Exec("SELECT pg_advisory_unlock(" + key + ")")
+			return fn(conn)
+		})
+	case "mysql":
+		return db.Connection(func(conn *gorm.DB) error {
+			conn = conn.Session(&gorm.Session{}) // fresh statement per chain, same connection
+			const name = "CONCAT('kmsgo_migrate_', DATABASE())"
+			var got *int64
+			if err := conn.Raw("SELECT GET_LOCK("+name+", ?)", lockTimeoutSeconds).Scan(&got).Error; err != nil {
+				return fmt.Errorf("migrate: lock: %w", err)
+			}
+			if got == nil || *got != 1 {
+				return fmt.Errorf("migrate: lock: another replica held the migration lock for %ds", lockTimeoutSeconds)
+			}
+			defer conn.Exec("SELECT RELEASE_LOCK(" + name + ")")
+			return fn(conn)
+		})
+	}
+	return fmt.Errorf("migrate: no migration lock for dialect %q", db.Dialector.Name())
 }
 
 // Applied returns the IDs of applied steps in application order.

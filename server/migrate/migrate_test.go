@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/kmsgo/kmsgo/server/dbtest"
@@ -44,4 +45,76 @@ func TestApply(t *testing.T) {
 			t.Fatalf("duplicate: err = %v", err)
 		}
 	})
+}
+
+// TestApplyConcurrentReplicas starts several "replicas" (own connection
+// pools on one database) that apply the same steps at the same moment, as
+// kmsd replicas do when they start together: all succeed, each step is
+// recorded once and the schema is complete.
+func TestApplyConcurrentReplicas(t *testing.T) {
+	type gadget struct {
+		ID   uint
+		Name string `gorm:"size:64"`
+	}
+	guarded := func(m any) func(tx *gorm.DB) error {
+		return func(tx *gorm.DB) error {
+			if tx.Migrator().HasTable(m) {
+				return nil
+			}
+			return tx.Migrator().CreateTable(m)
+		}
+	}
+	steps := []migrate.Step{
+		{ID: "race/0001_widgets", Up: guarded(&widget{})},
+		{ID: "race/0002_gadgets", Up: guarded(&gadget{})},
+	}
+	for _, d := range dbtest.Dialects(t) {
+		t.Run(d, func(t *testing.T) {
+			dsn, _ := dbtest.OpenDSN(t, d)
+			const replicas = 4
+			errs := make([]error, replicas)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range replicas {
+				db, err := dbtest.Connect(d, dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					if s, err := db.DB(); err == nil {
+						_ = s.Close()
+					}
+				})
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					errs[i] = migrate.Apply(db, steps...)
+				}()
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("replica %d: %v", i, err)
+				}
+			}
+			db, err := dbtest.Connect(d, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if s, err := db.DB(); err == nil {
+					_ = s.Close()
+				}
+			}()
+			ids, err := migrate.Applied(db)
+			if err != nil || len(ids) != 2 {
+				t.Fatalf("applied = %v, %v; want each step once", ids, err)
+			}
+			if !db.Migrator().HasTable(&widget{}) || !db.Migrator().HasTable(&gadget{}) {
+				t.Fatal("tables missing")
+			}
+		})
+	}
 }

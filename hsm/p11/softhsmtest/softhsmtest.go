@@ -26,9 +26,6 @@ const ModuleEnv = "KMS_PKCS11_MODULE"
 // InstallHint is the message tests fail with when SoftHSM2 is missing.
 const InstallHint = "install SoftHSM2: apt-get install -y softhsm2"
 
-// ErrNotInstalled means the SoftHSM2 module or softhsm2-util was not found.
-var ErrNotInstalled = errors.New(InstallHint)
-
 var modulePaths = []string{
 	"/usr/lib/softhsm/libsofthsm2.so",
 	"/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
