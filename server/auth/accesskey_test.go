@@ -317,3 +317,34 @@ func TestEnsureBootstrapAdminConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// TestEnsureBootstrapAdminRefusesSymlink: a link planted at the credentials
+// path (dangling or not) is never followed, so the secret cannot be
+// redirected into a file the attacker chose, and no key is created.
+func TestEnsureBootstrapAdminRefusesSymlink(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, dbtest.Open(t, dbtest.SQLite), testBackend(t), Config{})
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "existing")
+	if err := os.WriteFile(existing, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"dangling": filepath.Join(dir, "elsewhere"), "existing": existing} {
+		t.Run(name, func(t *testing.T) {
+			link := filepath.Join(dir, "link-"+name)
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			created, err := s.EnsureBootstrapAdmin(ctx, link)
+			if created || !errors.Is(err, ErrBootstrapFileExists) {
+				t.Fatalf("created=%v err=%v, want ErrBootstrapFileExists", created, err)
+			}
+			if b, _ := os.ReadFile(target); len(b) != 0 {
+				t.Fatalf("secret written through the link: %d bytes", len(b))
+			}
+			if keys, _ := s.ListAccessKeys(ctx); len(keys) != 0 {
+				t.Fatalf("%d keys created", len(keys))
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -572,5 +573,65 @@ func TestAuthenticateFailsClosed(t *testing.T) {
 	be.Close()
 	if err := try(); err == nil || errors.Is(err, ErrUnauthenticated) || !errors.Is(err, hsm.ErrClosed) {
 		t.Fatalf("closed HSM: err = %v, want hsm.ErrClosed", err)
+	}
+}
+
+// TestConcurrentReplayAcrossReplicas: the same signed request sent at once
+// to two replicas (separate pools on one database), many times each, is
+// accepted exactly once.
+func TestConcurrentReplayAcrossReplicas(t *testing.T) {
+	for _, d := range dbtest.Dialects(t) {
+		t.Run(d, func(t *testing.T) {
+			dsn, db1 := dbtest.OpenDSN(t, d)
+			db2, err := dbtest.Connect(d, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if sqlDB, err := db2.DB(); err == nil {
+					sqlDB.Close()
+				}
+			})
+			be := testBackend(t)
+			clock := newClock(testStart)
+			a := newService(t, db1, be, Config{Now: clock.Now, RequireNonce: true})
+			b := newService(t, db2, be, Config{Now: clock.Now, RequireNonce: true})
+			ak, secret, err := a.CreateAccessKey(context.Background(), "", AdminPolicy())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for round := range 3 {
+				r, body := sign(t, jsonPost(`{"x":1}`, map[string]string{NonceHeader: fmt.Sprintf("%s-race-%d", nonceA, round)}),
+					ak.ID, secret, DefaultRegion, ServiceName, clock.Now())
+				const each = 8
+				results := make(chan error, 2*each)
+				var wg sync.WaitGroup
+				for i := range 2 * each {
+					s := a
+					if i%2 == 1 {
+						s = b
+					}
+					req := r.Clone(context.Background())
+					wg.Go(func() {
+						_, err := s.Authenticate(req, body)
+						results <- err
+					})
+				}
+				wg.Wait()
+				close(results)
+				ok := 0
+				for err := range results {
+					switch {
+					case err == nil:
+						ok++
+					case !errors.Is(err, ErrUnauthenticated):
+						t.Errorf("round %d: err = %v, want nil or ErrUnauthenticated", round, err)
+					}
+				}
+				if ok != 1 {
+					t.Fatalf("round %d: %d of %d concurrent copies accepted, want exactly 1", round, ok, 2*each)
+				}
+			}
+		})
 	}
 }

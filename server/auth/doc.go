@@ -48,7 +48,11 @@
 // must not appear in SignedHeaders; paths are canonicalised as AWS services
 // other than S3 do (each segment URI-encoded twice, no dot-segment
 // normalisation); session tokens and presigned (query-string) requests are
-// not supported.
+// not supported. A query key may appear only once: SigV4 sorts the values of
+// a repeated key, so their order would not be signed. Query parameters in a
+// different order verify (SigV4 sorts them), as do header values that differ
+// only in spacing; a path whose percent-encoding differs from the signed one
+// does not.
 //
 // # Replay protection
 //

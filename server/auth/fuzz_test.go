@@ -1,12 +1,19 @@
 package auth
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"net/textproto"
+	"net/url"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/kmsgo/kmsgo/server/dbtest"
 )
 
 // FuzzParseAuthorization: the parser never panics, and whatever it accepts
@@ -87,6 +94,81 @@ func FuzzWildcardMatch(f *testing.F) {
 		re := regexp.MustCompile(`(?s)\A` + strings.Join(parts, ".*") + `\z`)
 		if got, want := wildcardMatch(pattern, s), re.MatchString(s); got != want {
 			t.Fatalf("wildcardMatch(%q, %q) = %v, regexp says %v", pattern, s, got, want)
+		}
+	})
+}
+
+// FuzzAuthenticate starts from a validly signed request and replaces its
+// Authorization header, one header, the query and the body with fuzzed
+// values (of any size). Authenticate must never panic, must refuse every
+// change to something signed, and must accept changes to unsigned headers
+// and reorderings of the query.
+func FuzzAuthenticate(f *testing.F) {
+	const (
+		origQuery = "limit=10&alias=alias%2Forders"
+		origBody  = `{"key_id":"alias/orders","plaintext":"aGVsbG8="}`
+	)
+	f.Add("", "X-Trace", "abc", origQuery, []byte(origBody))
+	f.Add("", "Content-Type", "text/plain", origQuery, []byte(origBody))
+	f.Add("AWS4-HMAC-SHA256 Credential=AKKMSAAAAAAAAAAAAAAAA/20260314/local/kms/aws4_request, SignedHeaders=host;x-amz-date, Signature="+strings.Repeat("0", 64), "", "", origQuery, []byte(origBody))
+	f.Add("", "X-Big", strings.Repeat("b", 64<<10), "alias=alias%2Forders&limit=10", []byte(origBody))
+	// Set up once: cleanups registered on f run after the last iteration.
+	clock := newClock(testStart)
+	s := newService(f, dbtest.Open(f, dbtest.SQLite), testBackend(f), Config{Now: clock.Now})
+	ak, secret, err := s.CreateAccessKey(context.Background(), "fuzz", AdminPolicy())
+	if err != nil {
+		f.Fatal(err)
+	}
+	e := &testEnv{s: s, clock: clock, ak: ak.ID, secret: secret}
+	f.Fuzz(func(t *testing.T, authz, hname, hval, query string, body []byte) {
+		cr := jsonPost(origBody, map[string]string{"X-Kms-Tenant": "acme"})
+		cr.url = testHost + "/v1/encrypt?" + origQuery
+		r, _ := e.sign(t, cr)
+		signed, err := parseAuthorization(r.Header.Get("Authorization"))
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		mustFail, mustPass := false, true
+		if authz != "" && authz != r.Header.Get("Authorization") {
+			r.Header.Set("Authorization", authz)
+			mustFail = true
+		}
+		if key := textproto.CanonicalMIMEHeaderKey(hname); hname != "" && isHeaderToken(strings.ToLower(hname)) {
+			old := r.Header.Values(key)
+			r.Header.Set(key, hval)
+			lower := strings.ToLower(key)
+			switch {
+			case lower == "host" || lower == "content-length" || lower == "authorization":
+				mustPass = false // not read from the header map, or covered above
+			case signed.signs(lower) || lower == "x-kms-nonce":
+				if len(old) == 1 && strings.Join(strings.Fields(old[0]), " ") == strings.Join(strings.Fields(hval), " ") {
+					mustPass = false // equal after SigV4 space trimming: no claim
+				} else {
+					mustFail = true
+				}
+			}
+		}
+		if query != origQuery {
+			r.URL.RawQuery = query
+			got, err := url.ParseQuery(query)
+			want, _ := url.ParseQuery(origQuery)
+			if err != nil || !reflect.DeepEqual(got, want) {
+				mustFail = true
+			}
+		}
+		if !bytes.Equal(body, []byte(origBody)) {
+			mustFail = true
+		}
+
+		p, err := e.s.Authenticate(r, body)
+		switch {
+		case mustFail && err == nil:
+			t.Fatalf("tampered request accepted as %s", p.AccessKeyID)
+		case mustFail && !errors.Is(err, ErrUnauthenticated):
+			t.Fatalf("tampered request: err = %v, want ErrUnauthenticated", err)
+		case !mustFail && mustPass && err != nil:
+			t.Fatalf("equivalent request rejected: %v", err)
 		}
 	})
 }

@@ -173,3 +173,26 @@ func TestWildcardMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyErrorsNameTheProblem: a validation error says which statement
+// and which value is wrong, so an admin can fix the document.
+func TestPolicyErrorsNameTheProblem(t *testing.T) {
+	cases := []struct{ doc, want string }{
+		{`{"statements":[{"effect":"Allow","actions":["*"],"resources":["*"]},{"effect":"Permit","actions":["*"],"resources":["*"]}]}`,
+			`statement 1: effect must be "Allow" or "Deny"`},
+		{`{"statements":[{"effect":"Allow","actions":["Decrypt"],"resources":["*"]}]}`,
+			`statement 0: action "Decrypt": must be "*" or "kms:<Operation>"`},
+		{`{"statements":[{"effect":"Deny","actions":["kms:Decrypt"],"resources":["orders-*"]}]}`,
+			`statement 0: resource "orders-*": must be "*", "key/<id>" or "alias/<name>"`},
+		{`{"statements":[{"effect":"Allow","actions":["kms:Decrypt"],"resources":[]}]}`,
+			`statement 0: no resources`},
+		{`{"statements":[{"effect":"Allow","actions":["kms:Decrypt"],"resources":["*"],"principal":"x"}]}`,
+			`unknown field "principal"`},
+	}
+	for _, c := range cases {
+		_, err := ParsePolicy([]byte(c.doc))
+		if !errors.Is(err, ErrInvalidPolicy) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ParsePolicy(%s) = %v, want an error containing %q", c.doc, err, c.want)
+		}
+	}
+}

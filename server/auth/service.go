@@ -90,6 +90,10 @@ type Service struct {
 
 	cache     keyCache
 	lastPurge atomic.Int64 // unix seconds of the last opportunistic purge
+
+	// signatures counts signature computations, so tests can prove that
+	// every rejected key (unknown, disabled, bad signature) costs one.
+	signatures atomic.Int64
 }
 
 // New returns a Service over db (migrated with Migrations) whose access-key
@@ -178,6 +182,7 @@ func (s *Service) Authenticate(r *http.Request, body []byte) (*Principal, error)
 		return nil, err
 	}
 	creds := aws.Credentials{AccessKeyID: h.AccessKeyID, SecretAccessKey: entry.secret}
+	s.signatures.Add(1)
 	if err := entry.signer.SignHTTP(ctx, creds, req, payloadHash, h.Service, h.Region, t); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
@@ -263,8 +268,18 @@ func rebuild(r *http.Request, h *authHeader, body []byte) (*http.Request, error)
 	if r.Host == "" {
 		return nil, fmt.Errorf("%w: missing Host", ErrUnauthenticated)
 	}
-	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
 		return nil, fmt.Errorf("%w: malformed query string", ErrUnauthenticated)
+	}
+	// SigV4 sorts the values of a repeated key, so their order is not
+	// signed: "a=1&a=2" and "a=2&a=1" verify alike, yet a handler reading
+	// the first value sees different input. No API route takes a repeated
+	// parameter, so such requests are refused.
+	for _, v := range query {
+		if len(v) > 1 {
+			return nil, fmt.Errorf("%w: repeated query parameter", ErrUnauthenticated)
+		}
 	}
 	scheme := "http"
 	if r.TLS != nil {

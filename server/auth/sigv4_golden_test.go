@@ -26,6 +26,15 @@ const (
 
 var suiteTime = time.Date(2015, 8, 30, 12, 36, 0, 0, time.UTC)
 
+// refusedByDesign lists suite cases that kmsd refuses although their
+// signature is right, with the reason Authenticate gives.
+var refusedByDesign = map[string]string{
+	// SigV4 sorts the values of a repeated query key, so their order is
+	// unsigned; kmsd refuses repeated keys (see rebuild).
+	"get-vanilla-query-order-key":   "repeated query parameter",
+	"get-vanilla-query-order-value": "repeated query parameter",
+}
+
 func suiteService(t *testing.T) *Service {
 	t.Helper()
 	db := dbtest.Open(t, dbtest.SQLite)
@@ -82,6 +91,12 @@ func TestSigV4GoldenAccepted(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r, body := loadCase(t, name)
 			p, err := s.Authenticate(r, body)
+			if why, ok := refusedByDesign[name]; ok {
+				if !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), why) {
+					t.Fatalf("err = %v, want ErrUnauthenticated for %q", err, why)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatalf("Authenticate: %v", err)
 			}
@@ -100,6 +115,9 @@ func TestSigV4GoldenAccepted(t *testing.T) {
 func TestSigV4GoldenTampered(t *testing.T) {
 	s := suiteService(t)
 	for _, name := range suiteCases(t) {
+		if _, ok := refusedByDesign[name]; ok {
+			continue
+		}
 		r0, _ := loadCase(t, name)
 		h, err := parseAuthorization(r0.Header.Get("Authorization"))
 		if err != nil {
