@@ -1,0 +1,11 @@
+package main
+
+import "errors"
+
+var (
+	// errInsecureCredentials refuses a credentials file readable by others.
+	errInsecureCredentials = errors.New("credentials file must not be readable by group or others (chmod 600)")
+	// errNoCredentials means neither flags, environment nor a profile gave
+	// an access key.
+	errNoCredentials = errors.New("no credentials: run `kmsctl configure` or set KMS_ACCESS_KEY_ID and KMS_SECRET_ACCESS_KEY")
+)

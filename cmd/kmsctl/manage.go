@@ -1,0 +1,353 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kmsgo/kmsgo/starter/kmsclient"
+)
+
+func (a *app) configureCmd() *cobra.Command {
+	var fromFile, akid, secret string
+	var secretStdin bool
+	cmd := &cobra.Command{
+		Use:   "configure",
+		Short: "Save endpoint and credentials as a profile (0600 file)",
+		Long: `Save connection settings as a named profile (--profile, default "default") in
+~/.config/kmsgo/credentials, a JSON file with mode 0600.
+
+--from-file reads the admin-credentials.json that kmsd writes on its first start.
+Pass a secret with --secret-stdin rather than --secret-access-key to keep it out of
+shell history.`,
+		Example: `  kmsctl configure --from-file .kmsgo-data/admin-credentials.json
+  kmsctl configure --profile prod --endpoint https://kms.internal:8443 --access-key-id AKKMS... --secret-stdin < secret.txt`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, err := a.credentialsPath()
+			if err != nil {
+				return err
+			}
+			cf, err := loadProfiles(path)
+			if err != nil {
+				return err
+			}
+			name := a.profileName()
+			p := cf.Profiles[name]
+			if fromFile != "" {
+				b, err := os.ReadFile(fromFile)
+				if err != nil {
+					return err
+				}
+				var bc struct {
+					AccessKeyID     string `json:"access_key_id"`
+					SecretAccessKey string `json:"secret_access_key"`
+					Region          string `json:"region"`
+					Endpoint        string `json:"endpoint"`
+				}
+				if err := json.Unmarshal(b, &bc); err != nil || bc.AccessKeyID == "" || bc.SecretAccessKey == "" {
+					return fmt.Errorf("%s is not a kmsd credentials file", fromFile)
+				}
+				p.AccessKeyID, p.SecretAccessKey, p.Region = bc.AccessKeyID, bc.SecretAccessKey, bc.Region
+				if bc.Endpoint != "" {
+					p.Endpoint = bc.Endpoint
+				}
+			}
+			if akid != "" {
+				p.AccessKeyID = akid
+			}
+			if secret != "" {
+				p.SecretAccessKey = secret
+			}
+			if secretStdin {
+				b, err := a.readInput(cmd, "", "-", false)
+				if err != nil {
+					return err
+				}
+				p.SecretAccessKey = strings.TrimSpace(string(b))
+			}
+			if a.endpoint != "" {
+				p.Endpoint = a.endpoint
+			}
+			if a.region != "" {
+				p.Region = a.region
+			}
+			if p.Endpoint == "" {
+				p.Endpoint = defaultEndpoint
+			}
+			if p.AccessKeyID == "" || p.SecretAccessKey == "" {
+				return errors.New("an access key id and secret are required (--from-file, or --access-key-id with --secret-stdin)")
+			}
+			cf.Profiles[name] = p
+			if err := saveProfiles(path, cf); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "profile %q (%s, access key %s) saved to %s\n", name, p.Endpoint, p.AccessKeyID, path)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&fromFile, "from-file", "", "read access key id, secret and region from a kmsd credentials JSON file")
+	f.StringVar(&akid, "access-key-id", "", "access key id")
+	f.StringVar(&secret, "secret-access-key", "", "secret access key (prefer --secret-stdin)")
+	f.BoolVar(&secretStdin, "secret-stdin", false, "read the secret access key from stdin")
+	return cmd
+}
+
+func (a *app) printAccessKey(cmd *cobra.Command, k *kmsclient.AccessKey) error {
+	return a.emit(cmd.OutOrStdout(), k, func(tw *tabwriter.Writer) {
+		pol, _ := json.Marshal(k.Policy)
+		ct := k.CreationDate
+		fmt.Fprintf(tw, "Access key ID:\t%s\nStatus:\t%s\nDescription:\t%s\nCreated:\t%s\nPolicy:\t%s\n",
+			k.AccessKeyID, k.Status, orDash(k.Description), fmtTime(&ct), pol)
+		if k.SecretAccessKey != "" {
+			fmt.Fprintf(tw, "Secret access key:\t%s\n", k.SecretAccessKey)
+			fmt.Fprintln(tw, "\t(shown once: store it now)")
+		}
+	})
+}
+
+// readPolicy parses a policy given inline or as @file.
+func readPolicy(s string) (kmsclient.Policy, error) {
+	var p kmsclient.Policy
+	b := []byte(s)
+	if strings.HasPrefix(s, "@") {
+		var err error
+		if b, err = os.ReadFile(s[1:]); err != nil {
+			return p, err
+		}
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return p, fmt.Errorf("policy: %w", err)
+	}
+	return p, nil
+}
+
+func (a *app) accessKeysCmd() *cobra.Command {
+	ak := &cobra.Command{
+		Use:     "access-keys",
+		Aliases: []string{"access-key", "ak"},
+		Short:   "Issue and manage API access keys and their policies",
+	}
+	var desc, policy string
+	var admin bool
+	create := &cobra.Command{
+		Use:   "create (--policy JSON|@file | --admin)",
+		Short: "Create an access key; its secret is shown once",
+		Example: `  kmsctl access-keys create --description orders-svc \
+    --policy '{"statements":[{"effect":"Allow","actions":["kms:Decrypt","kms:GenerateDataKey*"],"resources":["alias/orders"]}]}'
+  kmsctl access-keys create --admin --description "second admin"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var p kmsclient.Policy
+			switch {
+			case admin && policy != "":
+				return errors.New("--admin and --policy exclude each other")
+			case admin:
+				p = kmsclient.AdminPolicy()
+			case policy != "":
+				var err error
+				if p, err = readPolicy(policy); err != nil {
+					return err
+				}
+			default:
+				return errors.New("give --policy or --admin (access keys are deny-by-default)")
+			}
+			c, err := a.clientFor()
+			if err != nil {
+				return err
+			}
+			k, err := c.CreateAccessKey(cmd.Context(), desc, p)
+			if err != nil {
+				return err
+			}
+			return a.printAccessKey(cmd, k)
+		},
+	}
+	create.Flags().StringVar(&desc, "description", "", "free text")
+	create.Flags().StringVar(&policy, "policy", "", "policy document as JSON, or @file")
+	create.Flags().BoolVar(&admin, "admin", false, "allow everything")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List access keys (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.clientFor()
+			if err != nil {
+				return err
+			}
+			ks, err := c.ListAccessKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if ks == nil {
+				ks = []kmsclient.AccessKey{}
+			}
+			return a.emit(cmd.OutOrStdout(), ks, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "ACCESS KEY ID\tSTATUS\tCREATED\tDESCRIPTION")
+				for _, k := range ks {
+					ct := k.CreationDate
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.AccessKeyID, k.Status, fmtTime(&ct), orDash(k.Description))
+				}
+			})
+		},
+	}
+	op := func(use, short string, f func(c *kmsclient.Client, cmd *cobra.Command, id string) (*kmsclient.AccessKey, error)) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " ID", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := a.clientFor()
+				if err != nil {
+					return err
+				}
+				k, err := f(c, cmd, args[0])
+				if err != nil {
+					return err
+				}
+				if k == nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])
+					return nil
+				}
+				return a.printAccessKey(cmd, k)
+			},
+		}
+	}
+	ak.AddCommand(create, list,
+		op("describe", "Show an access key", func(c *kmsclient.Client, cmd *cobra.Command, id string) (*kmsclient.AccessKey, error) {
+			return c.DescribeAccessKey(cmd.Context(), id)
+		}),
+		op("disable", "Disable an access key (refused by every replica within the auth cache TTL)", func(c *kmsclient.Client, cmd *cobra.Command, id string) (*kmsclient.AccessKey, error) {
+			return c.DisableAccessKey(cmd.Context(), id)
+		}),
+		op("enable", "Enable a disabled access key", func(c *kmsclient.Client, cmd *cobra.Command, id string) (*kmsclient.AccessKey, error) {
+			return c.EnableAccessKey(cmd.Context(), id)
+		}),
+		op("rotate-secret", "Issue a new secret for an access key (shown once)", func(c *kmsclient.Client, cmd *cobra.Command, id string) (*kmsclient.AccessKey, error) {
+			return c.RotateAccessKeySecret(cmd.Context(), id)
+		}),
+		op("delete", "Delete an access key", func(c *kmsclient.Client, cmd *cobra.Command, id string) (*kmsclient.AccessKey, error) {
+			return nil, c.DeleteAccessKey(cmd.Context(), id)
+		}),
+	)
+	return ak
+}
+
+type auditRecord struct {
+	Time        time.Time `json:"time"`
+	ReplicaID   string    `json:"replica_id"`
+	Seq         int64     `json:"seq"`
+	AccessKeyID string    `json:"access_key_id"`
+	Action      string    `json:"action"`
+	KeyID       string    `json:"key_id"`
+	Result      string    `json:"result"`
+	ReasonCode  string    `json:"reason_code"`
+}
+
+func (a *app) auditCmd() *cobra.Command {
+	au := &cobra.Command{Use: "audit", Short: "Read and verify the tamper-evident audit log"}
+	var limit int
+	var after string
+	var all bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List audit records, oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.clientFor()
+			if err != nil {
+				return err
+			}
+			var recs []json.RawMessage
+			next := after
+			for {
+				page, err := c.ListAudit(cmd.Context(), kmsclient.ListAuditInput{Limit: limit, After: next})
+				if err != nil {
+					return err
+				}
+				recs = append(recs, page.Records...)
+				next = page.Next
+				if !all || next == "" {
+					break
+				}
+			}
+			if recs == nil {
+				recs = []json.RawMessage{}
+			}
+			js, err := a.jsonOut()
+			if err != nil {
+				return err
+			}
+			if js {
+				return a.emit(cmd.OutOrStdout(), map[string]any{"records": recs, "next": next}, nil)
+			}
+			return a.emit(cmd.OutOrStdout(), nil, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "TIME\tREPLICA\tSEQ\tACCESS KEY\tACTION\tKEY\tRESULT")
+				for _, raw := range recs {
+					var r auditRecord
+					if json.Unmarshal(raw, &r) != nil {
+						continue
+					}
+					res := r.Result
+					if r.ReasonCode != "" {
+						res += " (" + r.ReasonCode + ")"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), r.ReplicaID, r.Seq,
+						orDash(r.AccessKeyID), r.Action, orDash(r.KeyID), res)
+				}
+				if next != "" {
+					fmt.Fprintf(tw, "(more: --after %s)\n", next)
+				}
+			})
+		},
+	}
+	list.Flags().IntVar(&limit, "limit", 100, "records per page")
+	list.Flags().StringVar(&after, "after", "", "continue after this cursor")
+	list.Flags().BoolVar(&all, "all", false, "follow pages until the end")
+
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Verify the audit hash chains; exits with status 2 at the first broken link",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.clientFor()
+			if err != nil {
+				return err
+			}
+			res, err := c.VerifyAudit(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := a.emit(cmd.OutOrStdout(), res, func(tw *tabwriter.Writer) {
+				if res.OK {
+					fmt.Fprintf(tw, "OK: %d records verified, chains intact\n", res.Checked)
+					return
+				}
+				fmt.Fprintf(tw, "BROKEN after %d verified records\n", res.Checked)
+				if b := res.FirstBroken; b != nil {
+					fmt.Fprintf(tw, "First broken link:\treplica %s, seq %d: %s\n", b.Replica, b.Seq, b.Reason)
+				}
+			}); err != nil {
+				return err
+			}
+			if !res.OK {
+				msg := "audit chain broken"
+				if b := res.FirstBroken; b != nil {
+					msg = fmt.Sprintf("audit chain broken at replica %s seq %d: %s", b.Replica, b.Seq, b.Reason)
+				}
+				return &exitError{code: 2, err: errors.New(msg)}
+			}
+			return nil
+		},
+	}
+	au.AddCommand(list, verify)
+	return au
+}

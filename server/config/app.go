@@ -1,0 +1,305 @@
+package config
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"gorm.io/driver/mysql"
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/kmsgo/kmsgo/hsm"
+	"github.com/kmsgo/kmsgo/hsm/devhsm"
+	"github.com/kmsgo/kmsgo/hsm/p11"
+	"github.com/kmsgo/kmsgo/server/audit"
+	"github.com/kmsgo/kmsgo/server/auth"
+	"github.com/kmsgo/kmsgo/server/httpapi"
+	"github.com/kmsgo/kmsgo/server/kms"
+	"github.com/kmsgo/kmsgo/server/migrate"
+	"github.com/kmsgo/kmsgo/server/store"
+)
+
+// App is an assembled kmsd: every component and the HTTP handler.
+type App struct {
+	Config   Config
+	DB       *gorm.DB
+	HSM      hsm.Backend
+	KMS      *kms.Service
+	Auth     *auth.Service
+	Audit    *audit.Logger
+	Handler  *httpapi.Server
+	Registry *prometheus.Registry
+	Log      *slog.Logger
+
+	closers []func() error
+}
+
+// Deps lets a caller supply components it already opened (tests share one
+// database between two replicas). Nil fields are opened from the Config,
+// and only what Open opened is closed by Close.
+type Deps struct {
+	DB  *gorm.DB
+	HSM hsm.Backend
+	// Registry receives metrics; nil creates one with Go and process collectors.
+	Registry *prometheus.Registry
+}
+
+// Migrations returns every schema step kmsd applies at start.
+func Migrations() []migrate.Step {
+	var steps []migrate.Step
+	steps = append(steps, store.Migrations()...)
+	steps = append(steps, auth.Migrations()...)
+	steps = append(steps, audit.Migrations()...)
+	return steps
+}
+
+// Open assembles a kmsd from c. It creates the data directory, opens the
+// database and the HSM backend, applies all migrations and builds the
+// services and the HTTP handler. log may be nil.
+func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, err error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &App{Config: c, Log: log}
+	defer func() {
+		if err != nil {
+			_ = a.Close()
+		}
+	}()
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("config: data dir: %w", err)
+	}
+
+	a.DB = deps.DB
+	if a.DB == nil {
+		if a.DB, err = openDB(c); err != nil {
+			return nil, err
+		}
+		if sqlDB, err := a.DB.DB(); err == nil {
+			a.closers = append(a.closers, sqlDB.Close)
+		}
+	}
+	a.HSM = deps.HSM
+	if a.HSM == nil {
+		if a.HSM, err = openHSM(c, log); err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, a.HSM.Close)
+	}
+	if err := migrate.Apply(a.DB, Migrations()...); err != nil {
+		return nil, err
+	}
+
+	replica := c.ReplicaID
+	if replica == "" {
+		if replica, err = loadOrCreateText(filepath.Join(c.DataDir, "replica-id"), func() (string, error) {
+			var b [6]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return "", err
+			}
+			return "kmsd-" + hex.EncodeToString(b[:]), nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	chainKey, err := LoadOrCreateChainKey(c.path(c.Audit.ChainKeyFile, "audit-chain.key"))
+	if err != nil {
+		return nil, err
+	}
+	defer hsm.Zero(chainKey)
+
+	if a.KMS, err = kms.New(kms.Config{DB: a.DB, HSM: a.HSM, MetadataTTL: c.KMS.MetadataTTL}); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.KMS.Close)
+	if a.Auth, err = auth.New(a.DB, a.HSM, auth.Config{
+		Region: c.Region, RequireNonce: c.Auth.RequireNonce, ClockSkew: c.Auth.ClockSkew, CacheTTL: c.Auth.CacheTTL,
+	}); err != nil {
+		return nil, err
+	}
+	if a.Audit, err = audit.NewLogger(a.DB, audit.Config{ReplicaID: replica, ChainKey: append([]byte(nil), chainKey...), MaxBatch: c.Audit.MaxBatch}); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Audit.Close)
+
+	a.Registry = deps.Registry
+	if a.Registry == nil {
+		a.Registry = prometheus.NewRegistry()
+		a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	db := a.DB
+	backend := a.HSM
+	a.Handler, err = httpapi.New(httpapi.Options{
+		Keys:       &httpapi.KMSAdapter{S: a.KMS, TTL: c.KMS.MetadataTTL},
+		AccessKeys: httpapi.AuthAdapter{S: a.Auth},
+		Audit:      &httpapi.AuditAdapter{Logger: a.Audit, DB: a.DB, ChainKey: append([]byte(nil), chainKey...), Reason: kms.ReasonCode},
+		Auth:       httpapi.AuthAdapter{S: a.Auth},
+		Ready: func(ctx context.Context) error {
+			sqlDB, err := db.DB()
+			if err != nil {
+				return err
+			}
+			if err := sqlDB.PingContext(ctx); err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			return backend.Health(ctx)
+		},
+		HSMStats:          backend.Stats,
+		Logger:            log,
+		Registry:          a.Registry,
+		TrustedProxies:    c.TrustedProxies,
+		MaxInFlight:       c.Limits.MaxInFlight,
+		MaxBodyBytes:      c.Limits.MaxBodyBytes,
+		MaxBatchBodyBytes: c.Limits.MaxBatchBodyBytes,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// BootstrapPath is where EnsureBootstrapAdmin writes the admin credentials.
+func (c Config) BootstrapPath() string { return filepath.Join(c.DataDir, "admin-credentials.json") }
+
+// EnsureBootstrapAdmin creates the first admin access key when the
+// database has none and writes it to BootstrapPath (0600). It returns the
+// path when it created one, "" otherwise.
+func (a *App) EnsureBootstrapAdmin(ctx context.Context) (string, error) {
+	p := a.Config.BootstrapPath()
+	created, err := a.Auth.EnsureBootstrapAdmin(ctx, p)
+	if err != nil || !created {
+		return "", err
+	}
+	return p, nil
+}
+
+// Close releases what Open opened, in reverse order.
+func (a *App) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}
+
+func openDB(c Config) (*gorm.DB, error) {
+	gc := &gorm.Config{Logger: logger.Discard}
+	var d gorm.Dialector
+	switch c.Database.Driver {
+	case "sqlite":
+		dsn := c.Database.DSN
+		if dsn == "" {
+			dsn = "file:" + filepath.Join(c.DataDir, "kms.db") + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on"
+		}
+		d = sqlite.Open(dsn)
+	case "mysql":
+		d = mysql.Open(c.Database.DSN)
+	case "postgres":
+		d = postgres.Open(c.Database.DSN)
+	}
+	db, err := gorm.Open(d, gc)
+	if err != nil {
+		return nil, fmt.Errorf("config: open %s database: %w", c.Database.Driver, err)
+	}
+	if c.Database.MaxOpenConns > 0 {
+		if sqlDB, err := db.DB(); err == nil {
+			sqlDB.SetMaxOpenConns(c.Database.MaxOpenConns)
+		}
+	}
+	return db, nil
+}
+
+func openHSM(c Config, log *slog.Logger) (hsm.Backend, error) {
+	switch c.HSM.Backend {
+	case "pkcs11":
+		pin, err := p11.PINFromEnvOrFile(c.HSM.PINEnv, c.HSM.PINFile)
+		if err != nil {
+			return nil, err
+		}
+		return p11.Open(p11.Config{ModulePath: c.HSM.Module, TokenLabel: c.HSM.TokenLabel, PIN: pin,
+			PoolSize: c.HSM.PoolSize, CreateRootKey: c.HSM.CreateRootKey, Logger: log})
+	default:
+		log.Warn("USING THE DEVELOPMENT SOFTWARE KEY BACKEND (devhsm): keys are protected by a local file, " +
+			"NOT by an HSM. Do not use in production; configure hsm.backend: pkcs11.")
+		return devhsm.Open(c.path(c.HSM.DevDir, "devhsm"))
+	}
+}
+
+// LoadOrCreateChainKey reads the base64 audit chain key at path, creating
+// a random 32-byte key (mode 0600) when the file does not exist. A file
+// readable by group or others is refused.
+func LoadOrCreateChainKey(path string) ([]byte, error) {
+	s, err := loadOrCreateText(path, func() (string, error) {
+		var k [32]byte
+		if _, err := rand.Read(k[:]); err != nil {
+			return "", err
+		}
+		defer hsm.Zero(k[:])
+		return base64.StdEncoding.EncodeToString(k[:]), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s", ErrInsecureFile, path)
+	}
+	k, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(k) < 32 {
+		return nil, fmt.Errorf("%w: %s must hold at least 32 base64-encoded bytes", ErrInvalid, path)
+	}
+	return k, nil
+}
+
+// loadOrCreateText returns the trimmed content of path, writing gen()'s
+// value with mode 0600 first when the file does not exist.
+func loadOrCreateText(path string, gen func() (string, error)) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	v, err := gen()
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return loadOrCreateText(path, gen)
+	}
+	if err != nil {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	if _, err := f.WriteString(v + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("config: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	return v, nil
+}

@@ -1,0 +1,300 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is kmsd's configuration. Every field can be set in the YAML file
+// and overridden by an environment variable named KMSD_ followed by the
+// field's YAML path in upper case joined by underscores, for example
+// KMSD_LISTEN, KMSD_DATABASE_DSN, KMSD_HSM_TOKEN_LABEL.
+type Config struct {
+	// Listen is the TCP address to serve on.
+	Listen string `yaml:"listen"`
+	// DataDir holds the SQLite database, the dev HSM store, the audit
+	// chain key, the replica id and the bootstrap admin credentials.
+	DataDir string `yaml:"data_dir"`
+	// Region is the SigV4 region clients sign for.
+	Region string `yaml:"region"`
+	// ReplicaID names this process's audit chain; unique among replicas
+	// sharing a database, stable across restarts. Default: generated once
+	// and kept in <data_dir>/replica-id.
+	ReplicaID string `yaml:"replica_id"`
+
+	// TrustedProxies lists reverse proxies (IPs or CIDRs) whose
+	// X-Forwarded-For header is believed for the client address in logs
+	// and audit records (comma-separated in KMSD_TRUSTED_PROXIES).
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	TLS      TLSConfig      `yaml:"tls"`
+	Database DatabaseConfig `yaml:"database"`
+	HSM      HSMConfig      `yaml:"hsm"`
+	Auth     AuthConfig     `yaml:"auth"`
+	Audit    AuditConfig    `yaml:"audit"`
+	KMS      KMSConfig      `yaml:"kms"`
+	Limits   LimitsConfig   `yaml:"limits"`
+	Log      LogConfig      `yaml:"log"`
+	// ShutdownTimeout bounds graceful shutdown.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// TLSConfig enables HTTPS when both files are set.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// DatabaseConfig selects the metadata store.
+type DatabaseConfig struct {
+	// Driver is sqlite, mysql or postgres.
+	Driver string `yaml:"driver"`
+	// DSN of the database. For sqlite, empty means <data_dir>/kms.db.
+	DSN string `yaml:"dsn"`
+	// MaxOpenConns bounds the connection pool (0: driver default).
+	MaxOpenConns int `yaml:"max_open_conns"`
+}
+
+// HSMConfig selects the key backend.
+type HSMConfig struct {
+	// Backend is "dev" (software, NOT for production) or "pkcs11".
+	Backend string `yaml:"backend"`
+	// DevDir is the dev backend's directory (default <data_dir>/devhsm).
+	DevDir string `yaml:"dev_dir"`
+	// Module is the PKCS#11 library path.
+	Module string `yaml:"module"`
+	// TokenLabel selects the PKCS#11 token.
+	TokenLabel string `yaml:"token_label"`
+	// PINEnv names the environment variable holding the user PIN
+	// (default KMSD_HSM_PIN); PINFile is read when it is unset.
+	PINEnv  string `yaml:"pin_env"`
+	PINFile string `yaml:"pin_file"`
+	// PoolSize bounds PKCS#11 sessions in flight (0: number of CPUs).
+	PoolSize int `yaml:"pool_size"`
+	// CreateRootKey generates the root key on an empty token.
+	CreateRootKey bool `yaml:"create_root_key"`
+}
+
+// AuthConfig tunes request authentication.
+type AuthConfig struct {
+	// RequireNonce rejects requests without a signed X-Kms-Nonce.
+	RequireNonce bool `yaml:"require_nonce"`
+	// ClockSkew is the accepted X-Amz-Date window (default 5m).
+	ClockSkew time.Duration `yaml:"clock_skew"`
+	// CacheTTL bounds how long access-key state is cached (default 30s):
+	// a disabled access key is refused by every replica within it.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+}
+
+// AuditConfig configures the audit log.
+type AuditConfig struct {
+	// ChainKeyFile holds the base64 HMAC key of the audit chain (at least
+	// 32 bytes). Every replica must use the same key. Default
+	// <data_dir>/audit-chain.key, created on first start.
+	ChainKeyFile string `yaml:"chain_key_file"`
+	// MaxBatch is the most records per group-commit transaction (default 256).
+	MaxBatch int `yaml:"max_batch"`
+}
+
+// KMSConfig tunes the key service.
+type KMSConfig struct {
+	// MetadataTTL bounds how long key state is cached per replica: a key
+	// disabled on one replica is refused by every other within it
+	// (default 2s).
+	MetadataTTL time.Duration `yaml:"metadata_ttl"`
+}
+
+// LimitsConfig bounds request bodies and concurrency.
+type LimitsConfig struct {
+	// MaxInFlight bounds concurrently served API requests; more get 429
+	// (0: unlimited).
+	MaxInFlight       int   `yaml:"max_in_flight"`
+	MaxBodyBytes      int64 `yaml:"max_body_bytes"`
+	MaxBatchBodyBytes int64 `yaml:"max_batch_body_bytes"`
+}
+
+// LogConfig configures the structured log on stderr.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}
+
+// Defaults returns the configuration used when nothing is set.
+func Defaults() Config {
+	return Config{
+		Listen:          "127.0.0.1:8400",
+		DataDir:         ".kmsgo-data",
+		Region:          "local",
+		Database:        DatabaseConfig{Driver: "sqlite"},
+		HSM:             HSMConfig{Backend: "dev", PINEnv: "KMSD_HSM_PIN"},
+		Log:             LogConfig{Level: "info", Format: "json"},
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// Load returns Defaults, overlaid by the YAML file at path (if path is not
+// empty) and then by KMSD_* variables looked up with getenv (os.Getenv
+// when nil). Unknown YAML fields are errors.
+func Load(path string, getenv func(string) string) (Config, error) {
+	c := Defaults()
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		defer f.Close()
+		if err := Parse(f, &c); err != nil {
+			return Config{}, err
+		}
+	}
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if err := applyEnv(reflect.ValueOf(&c).Elem(), "KMSD", getenv); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+// Parse decodes YAML from r into c (fields absent from the document keep
+// their values). Unknown fields are errors.
+func Parse(r io.Reader, c *Config) error {
+	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: yaml: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// EnvNames lists every environment variable Load honours.
+func EnvNames() []string {
+	var out []string
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name := prefix + "_" + strings.ToUpper(strings.Split(f.Tag.Get("yaml"), ",")[0])
+			if f.Type.Kind() == reflect.Struct {
+				walk(f.Type, name)
+				continue
+			}
+			out = append(out, name)
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "KMSD")
+	return out
+}
+
+func applyEnv(v reflect.Value, prefix string, getenv func(string) string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := prefix + "_" + strings.ToUpper(strings.Split(f.Tag.Get("yaml"), ",")[0])
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			if err := applyEnv(fv, name, getenv); err != nil {
+				return err
+			}
+			continue
+		}
+		s := getenv(name)
+		if s == "" {
+			continue
+		}
+		switch {
+		case f.Type == durationType:
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
+			}
+			fv.SetInt(int64(d))
+		case f.Type.Kind() == reflect.String:
+			fv.SetString(s)
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
+			var list []string
+			for _, p := range strings.Split(s, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					list = append(list, p)
+				}
+			}
+			fv.Set(reflect.ValueOf(list))
+		case f.Type.Kind() == reflect.Bool:
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
+			}
+			fv.SetBool(b)
+		case f.Type.Kind() == reflect.Int || f.Type.Kind() == reflect.Int64:
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
+			}
+			fv.SetInt(n)
+		}
+	}
+	return nil
+}
+
+// Validate checks the values that have a fixed set of choices.
+func (c Config) Validate() error {
+	switch c.Database.Driver {
+	case "sqlite", "mysql", "postgres":
+	default:
+		return fmt.Errorf("%w: database.driver must be sqlite, mysql or postgres", ErrInvalid)
+	}
+	if c.Database.Driver != "sqlite" && c.Database.DSN == "" {
+		return fmt.Errorf("%w: database.dsn is required for %s", ErrInvalid, c.Database.Driver)
+	}
+	switch c.HSM.Backend {
+	case "dev":
+	case "pkcs11":
+		if c.HSM.Module == "" || c.HSM.TokenLabel == "" {
+			return fmt.Errorf("%w: hsm.module and hsm.token_label are required for pkcs11", ErrInvalid)
+		}
+	default:
+		return fmt.Errorf("%w: hsm.backend must be dev or pkcs11", ErrInvalid)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return fmt.Errorf("%w: tls needs both cert_file and key_file", ErrInvalid)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("%w: data_dir is required", ErrInvalid)
+	}
+	if c.Listen == "" {
+		return fmt.Errorf("%w: listen is required", ErrInvalid)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		return fmt.Errorf("%w: log.format must be json or text", ErrInvalid)
+	}
+	return nil
+}
+
+// path returns p, or <data_dir>/def when p is empty.
+func (c Config) path(p, def string) string {
+	if p != "" {
+		return p
+	}
+	return filepath.Join(c.DataDir, def)
+}
