@@ -1,0 +1,156 @@
+package ormplugin
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/kmsgo/kmsgo/server/dbtest"
+	"gorm.io/gorm"
+)
+
+// The benchmark models: identical but for the encrypted field.
+type benchPlain struct {
+	ID    uint
+	Name  string
+	Email string
+}
+
+type benchEnc struct {
+	ID    uint
+	Name  string
+	Email string `gorm:"serializer:kms"`
+}
+
+const benchRows = 10000
+
+func benchDB(b *testing.B) (*gorm.DB, *callCounter) {
+	db := dbtest.Open(b, dbtest.SQLite)
+	kms, calls := newTestKMS(b)
+	if err := db.Use(New(kms, Config{KeyID: testKeyID})); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.AutoMigrate(&benchPlain{}, &benchEnc{}); err != nil {
+		b.Fatal(err)
+	}
+	return db, calls
+}
+
+func benchRowsOf[T any](mk func(i int) T) []T {
+	out := make([]T, benchRows)
+	for i := range out {
+		out[i] = mk(i)
+	}
+	return out
+}
+
+func plainRow(i int) benchPlain {
+	return benchPlain{Name: fmt.Sprintf("name-%d", i), Email: fmt.Sprintf("user%05d@example.com", i)}
+}
+
+func encRow(i int) benchEnc {
+	return benchEnc{Name: fmt.Sprintf("name-%d", i), Email: fmt.Sprintf("user%05d@example.com", i)}
+}
+
+// BenchmarkCreateInBatches inserts 10k rows with CreateInBatches(500).
+// Target: encrypted <= 1.2x plain. kms-calls is for the whole run.
+func BenchmarkCreateInBatches(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchCreate(b, plainRow) })
+	b.Run("encrypted", func(b *testing.B) { benchCreate(b, encRow) })
+}
+
+func benchCreate[T any](b *testing.B, mk func(int) T) {
+	db, calls := benchDB(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		rows := benchRowsOf(mk)
+		var zero T
+		if err := db.Session(&gorm.Session{AllowGlobalUpdate: true}).Delete(&zero).Error; err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := db.CreateInBatches(&rows, 500).Error; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(calls.total()), "kms-calls/run")
+}
+
+// BenchmarkSelectAll reads 10k rows. Target: encrypted <= 1.5x plain.
+func BenchmarkSelectAll(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchSelect(b, plainRow) })
+	b.Run("encrypted", func(b *testing.B) { benchSelect(b, encRow) })
+}
+
+func benchSelect[T any](b *testing.B, mk func(int) T) {
+	db, calls := benchDB(b)
+	rows := benchRowsOf(mk)
+	if err := db.CreateInBatches(&rows, 500).Error; err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var got []T
+		if err := db.Find(&got).Error; err != nil || len(got) != benchRows {
+			b.Fatalf("%v %d", err, len(got))
+		}
+	}
+	b.ReportMetric(float64(calls.total()), "kms-calls/run")
+}
+
+// BenchmarkOverhead interleaves plain and encrypted runs in one loop, so
+// that load changes on a shared machine hit both alike, and reports
+// encrypted time / plain time ("x-plain") and the kmsd calls of the run.
+func BenchmarkOverhead(b *testing.B) {
+	b.Run("CreateInBatches500", func(b *testing.B) {
+		db, calls := benchDB(b)
+		var plainT, encT time.Duration
+		for i := 0; i < b.N; i++ {
+			plain, enc := benchRowsOf(plainRow), benchRowsOf(encRow)
+			if err := db.Session(&gorm.Session{AllowGlobalUpdate: true}).Delete(&benchPlain{}).Error; err != nil {
+				b.Fatal(err)
+			}
+			if err := db.Session(&gorm.Session{AllowGlobalUpdate: true}).Delete(&benchEnc{}).Error; err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Now()
+			if err := db.CreateInBatches(&plain, 500).Error; err != nil {
+				b.Fatal(err)
+			}
+			t1 := time.Now()
+			if err := db.CreateInBatches(&enc, 500).Error; err != nil {
+				b.Fatal(err)
+			}
+			plainT, encT = plainT+t1.Sub(t0), encT+time.Since(t1)
+		}
+		b.ReportMetric(float64(encT)/float64(plainT), "x-plain")
+		b.ReportMetric(float64(calls.total()), "kms-calls/run")
+	})
+	b.Run("SelectAll", func(b *testing.B) {
+		db, calls := benchDB(b)
+		plain, enc := benchRowsOf(plainRow), benchRowsOf(encRow)
+		if err := db.CreateInBatches(&plain, 500).Error; err != nil {
+			b.Fatal(err)
+		}
+		if err := db.CreateInBatches(&enc, 500).Error; err != nil {
+			b.Fatal(err)
+		}
+		var plainT, encT time.Duration
+		for i := 0; i < b.N; i++ {
+			var gotPlain []benchPlain
+			var gotEnc []benchEnc
+			t0 := time.Now()
+			if err := db.Find(&gotPlain).Error; err != nil || len(gotPlain) != benchRows {
+				b.Fatal(err)
+			}
+			t1 := time.Now()
+			if err := db.Find(&gotEnc).Error; err != nil || len(gotEnc) != benchRows || gotEnc[0].Email != enc[0].Email {
+				b.Fatal(err)
+			}
+			plainT, encT = plainT+t1.Sub(t0), encT+time.Since(t1)
+		}
+		b.ReportMetric(float64(encT)/float64(plainT), "x-plain")
+		b.ReportMetric(float64(calls.total()), "kms-calls/run")
+	})
+}

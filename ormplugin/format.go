@@ -1,0 +1,102 @@
+package ormplugin
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+)
+
+// Stored value format, version 1 (see the package documentation):
+//
+//	"kms1:" || base64url-without-padding( dkid[8] || nonce[12] || AES-GCM ciphertext || tag[16] )
+const (
+	valuePrefix = "kms1:"
+	dkIDLen     = 8
+	nonceLen    = 12
+	tagLen      = 16
+	// overhead is the number of binary bytes added to the plaintext.
+	overhead = dkIDLen + nonceLen + tagLen
+	aadLabel = "kmsgo/ormplugin/v1"
+)
+
+var (
+	b64       = base64.RawURLEncoding
+	b64Strict = base64.RawURLEncoding.Strict()
+)
+
+// CiphertextLen returns the length in bytes (all ASCII) of the stored value
+// for a plaintext of n bytes: 5 + ceil(4*(n+36)/3). See the package
+// documentation for what n is for each field type.
+func CiphertextLen(n int) int {
+	return len(valuePrefix) + b64.EncodedLen(n+overhead)
+}
+
+// storedValue is a parsed stored value.
+type storedValue struct {
+	dkID   int64
+	nonce  []byte
+	sealed []byte // ciphertext || tag
+}
+
+// hasPrefix reports whether b starts like an ormplugin value.
+func hasPrefix(b []byte) bool { return bytes.HasPrefix(b, []byte(valuePrefix)) }
+
+// parseValue parses a stored value. A value without the prefix is
+// ErrNotCiphertext; anything else malformed is ErrDecrypt.
+func parseValue(b []byte) (storedValue, error) { return parseValueInto(b, nil) }
+
+// parseValueInto is parseValue decoding into scratch when it is big enough;
+// the result then aliases scratch.
+func parseValueInto(b, scratch []byte) (storedValue, error) {
+	if !hasPrefix(b) {
+		return storedValue{}, ErrNotCiphertext
+	}
+	body := b[len(valuePrefix):]
+	if bytes.IndexByte(body, '\r') >= 0 || bytes.IndexByte(body, '\n') >= 0 { // the decoder skips them
+		return storedValue{}, ErrDecrypt
+	}
+	raw := scratch
+	if need := b64.DecodedLen(len(body)); cap(raw) >= need {
+		raw = raw[:need]
+	} else {
+		raw = make([]byte, need)
+	}
+	n, err := b64Strict.Decode(raw, body)
+	if err != nil || n < overhead {
+		return storedValue{}, ErrDecrypt
+	}
+	raw = raw[:n]
+	id := int64(binary.BigEndian.Uint64(raw[:dkIDLen]))
+	if id <= 0 {
+		return storedValue{}, ErrDecrypt
+	}
+	return storedValue{
+		dkID:   id,
+		nonce:  raw[dkIDLen : dkIDLen+nonceLen],
+		sealed: raw[dkIDLen+nonceLen:],
+	}, nil
+}
+
+// encodeValue is the inverse of parseValue.
+func encodeValue(v storedValue) string {
+	raw := make([]byte, 0, dkIDLen+len(v.nonce)+len(v.sealed))
+	raw = binary.BigEndian.AppendUint64(raw, uint64(v.dkID))
+	raw = append(raw, v.nonce...)
+	raw = append(raw, v.sealed...)
+	return valuePrefix + b64.EncodeToString(raw)
+}
+
+// valueAAD binds a value to its table, column and data key.
+func valueAAD(table, column string, dkID int64) []byte {
+	return appendAAD(make([]byte, 0, len(aadLabel)+len(table)+len(column)+3+dkIDLen), table, column, dkID)
+}
+
+func appendAAD(aad []byte, table, column string, dkID int64) []byte {
+	aad = append(aad, aadLabel...)
+	aad = append(aad, 0)
+	aad = append(aad, table...)
+	aad = append(aad, 0)
+	aad = append(aad, column...)
+	aad = append(aad, 0)
+	return binary.BigEndian.AppendUint64(aad, uint64(dkID))
+}

@@ -1,0 +1,505 @@
+package ormplugin
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
+)
+
+// PluginName is the name the plugin registers under (gorm.Plugin.Name).
+const PluginName = "kmsgo:ormplugin"
+
+// SerializerName is the GORM serializer that marks a field as encrypted:
+// `gorm:"serializer:kms"`. It is registered when the package is imported.
+const SerializerName = "kms"
+
+// Defaults for Config.
+const (
+	DefaultMaxKeyAge        = time.Hour
+	DefaultMaxKeyUses       = 1 << 24 // far below the 2^32 random-nonce bound of AES-GCM
+	DefaultMaxKeyBytes      = 1 << 34 // 16 GiB of plaintext per data key
+	DefaultDecryptCacheSize = 1024
+	DefaultDecryptCacheTTL  = 24 * time.Hour
+
+	// MaxKeyUsesLimit is the largest accepted Config.MaxKeyUses: a quarter
+	// of the 2^32 random-nonce bound of NIST SP 800-38D.
+	MaxKeyUsesLimit = 1 << 30
+)
+
+// Config configures a Plugin. Only KeyID is required.
+type Config struct {
+	// KeyID is the kmsd master key (id or alias, e.g. "alias/orders") that
+	// wraps the data keys and blind-index keys.
+	KeyID string
+
+	// MaxKeyAge, MaxKeyUses and MaxKeyBytes bound how long, for how many
+	// values and for how many plaintext bytes one data key encrypts before a
+	// new one is generated. Zero means the default.
+	MaxKeyAge   time.Duration
+	MaxKeyUses  int64
+	MaxKeyBytes int64
+
+	// DecryptCacheSize bounds the number of unwrapped data keys kept for
+	// reading; DecryptCacheTTL bounds how long one is kept (after that,
+	// reading needs kmsd again). Zero means the default.
+	DecryptCacheSize int
+	DecryptCacheTTL  time.Duration
+
+	// AllowPlaintextReads lets reads return stored values that are not
+	// ormplugin ciphertext as if they were plaintext. Enable it only while
+	// MigratePlaintext is running on existing data; outside migration such a
+	// value is ErrNotCiphertext.
+	AllowPlaintextReads bool
+}
+
+// Plugin is a gorm.Plugin that encrypts fields tagged `gorm:"serializer:kms"`.
+type Plugin struct {
+	cfg  Config
+	keys *keyring
+	db   *gorm.DB // root database, for key rows
+
+	infoMu sync.Mutex
+	info   map[*schema.Schema]*schemaInfo
+	err    error
+}
+
+// New returns a plugin that wraps its data keys with cfg.KeyID in kms.
+// Register it with db.Use.
+func New(kms KMS, cfg Config) *Plugin {
+	p := &Plugin{info: map[*schema.Schema]*schemaInfo{}}
+	if cfg.MaxKeyAge <= 0 {
+		cfg.MaxKeyAge = DefaultMaxKeyAge
+	}
+	if cfg.MaxKeyUses <= 0 {
+		cfg.MaxKeyUses = DefaultMaxKeyUses
+	}
+	if cfg.MaxKeyBytes <= 0 {
+		cfg.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	if cfg.DecryptCacheSize <= 0 {
+		cfg.DecryptCacheSize = DefaultDecryptCacheSize
+	}
+	if cfg.DecryptCacheTTL <= 0 {
+		cfg.DecryptCacheTTL = DefaultDecryptCacheTTL
+	}
+	switch {
+	case kms == nil:
+		p.err = fmt.Errorf("%w: nil KMS", ErrConfig)
+	case cfg.KeyID == "":
+		p.err = fmt.Errorf("%w: KeyID is required", ErrConfig)
+	case cfg.MaxKeyUses > MaxKeyUsesLimit:
+		p.err = fmt.Errorf("%w: MaxKeyUses over %d", ErrConfig, int64(MaxKeyUsesLimit))
+	}
+	p.cfg = cfg
+	p.keys = newKeyring(kms, &p.cfg)
+	return p
+}
+
+// Name implements gorm.Plugin.
+func (p *Plugin) Name() string { return PluginName }
+
+// Initialize implements gorm.Plugin: it creates the key tables and registers
+// the callbacks.
+func (p *Plugin) Initialize(db *gorm.DB) error {
+	if p.err != nil {
+		return p.err
+	}
+	p.db = db.Session(&gorm.Session{NewDB: true})
+	if err := p.db.AutoMigrate(&dataKeyRow{}, &indexKeyRow{}); err != nil {
+		return fmt.Errorf("ormplugin: create key tables: %w", err)
+	}
+	cb := db.Callback()
+	reg := []struct {
+		name string
+		err  error
+	}{
+		{"create prepare", cb.Create().Before("*").Register("ormplugin:create_prepare", p.prepareWrite)},
+		{"create index", cb.Create().Before("gorm:create").After("gorm:before_create").Register("ormplugin:create_index", p.fillCreateIndexes)},
+		{"create done", cb.Create().After("*").Register("ormplugin:create_done", p.done)},
+		{"update prepare", cb.Update().Before("*").Register("ormplugin:update_prepare", p.prepareWrite)},
+		{"update assign", cb.Update().Before("gorm:update").After("gorm:save_before_associations").Register("ormplugin:update_assign", p.assignUpdate)},
+		{"update done", cb.Update().After("*").Register("ormplugin:update_done", p.done)},
+		{"delete prepare", cb.Delete().Before("*").Register("ormplugin:delete_prepare", p.prepareRead)},
+		{"delete done", cb.Delete().After("*").Register("ormplugin:delete_done", p.done)},
+		{"query prepare", cb.Query().Before("*").Register("ormplugin:query_prepare", p.prepareRead)},
+		{"query maps", cb.Query().After("gorm:query").Register("ormplugin:query_maps", p.decryptMaps)},
+		{"query done", cb.Query().After("*").Register("ormplugin:query_done", p.done)},
+		{"row prepare", cb.Row().Before("*").Register("ormplugin:row_prepare", p.prepareRead)},
+		{"raw prepare", cb.Raw().Before("*").Register("ormplugin:raw_prepare", p.prepareRead)},
+	}
+	for _, r := range reg {
+		if r.err != nil {
+			return fmt.Errorf("ormplugin: register %s callback: %w", r.name, r.err)
+		}
+	}
+	return nil
+}
+
+// fieldInfo describes one encrypted field.
+type fieldInfo struct {
+	field *schema.Field
+	index *schema.Field // blind index field, or nil
+	table string        // table bound into the AAD
+}
+
+func (f *fieldInfo) key() colKey { return colKey{f.table, f.field.DBName} }
+
+type schemaInfo struct {
+	fields  []*fieldInfo
+	byField map[*schema.Field]*fieldInfo
+	byName  map[string]*fieldInfo // by Go name and by column name
+	err     error
+
+	mapSchema *schema.Schema // see prepareMapRead
+}
+
+func isEncrypted(f *schema.Field) bool {
+	_, ok := f.Serializer.(kmsSerializer)
+	return ok
+}
+
+// schemaInfo parses the kms tags of sch once.
+func (p *Plugin) schemaInfo(sch *schema.Schema) *schemaInfo {
+	p.infoMu.Lock()
+	defer p.infoMu.Unlock()
+	if si, ok := p.info[sch]; ok {
+		return si
+	}
+	si := parseSchema(sch)
+	p.info[sch] = si
+	if len(si.fields) > 0 {
+		schemaPlugins.Store(sch, p)
+	}
+	return si
+}
+
+// schemaPlugins maps each parsed schema (GORM caches schemas per *gorm.DB)
+// to the plugin of that database. Reads that bypass the callbacks
+// (db.ScanRows) find the plugin through it; writes never do.
+var schemaPlugins sync.Map
+
+// parseSchema reads the `kms:"..."` tags of sch's encrypted fields:
+//
+//	index=<field or column>   blind index field ([]byte) filled automatically
+//	table=<table>             table bound into the AAD (for read-only DTOs
+//	                          of another table); default: the model's table
+func parseSchema(sch *schema.Schema) *schemaInfo {
+	si := &schemaInfo{byField: map[*schema.Field]*fieldInfo{}, byName: map[string]*fieldInfo{}}
+	for _, f := range sch.Fields {
+		tag, hasTag := f.StructField.Tag.Lookup("kms")
+		if !isEncrypted(f) {
+			if hasTag && si.err == nil {
+				si.err = fmt.Errorf("%w: %s.%s has a kms tag but no gorm:\"serializer:kms\"", ErrConfig, sch.Name, f.Name)
+			}
+			continue
+		}
+		fi := &fieldInfo{field: f, table: sch.Table}
+		if err := checkFieldType(f.FieldType); err != nil && si.err == nil {
+			si.err = err
+		}
+		for _, opt := range strings.Split(tag, ",") {
+			opt = strings.TrimSpace(opt)
+			if opt == "" {
+				continue
+			}
+			k, v, _ := strings.Cut(opt, "=")
+			switch strings.TrimSpace(k) {
+			case "index":
+				idx := sch.LookUpField(strings.TrimSpace(v))
+				if idx == nil || idx.FieldType != typBytes || idx.DBName == "" || isEncrypted(idx) {
+					if si.err == nil {
+						si.err = fmt.Errorf("%w: %s.%s: index=%q must name a []byte field", ErrConfig, sch.Name, f.Name, v)
+					}
+					continue
+				}
+				fi.index = idx
+			case "table":
+				fi.table = strings.TrimSpace(v)
+			default:
+				if si.err == nil {
+					si.err = fmt.Errorf("%w: %s.%s: unknown kms tag option %q", ErrConfig, sch.Name, f.Name, opt)
+				}
+			}
+		}
+		si.fields = append(si.fields, fi)
+		si.byField[f] = fi
+		si.byName[f.Name] = fi
+		si.byName[f.DBName] = fi
+	}
+	return si
+}
+
+// stmtState travels in the statement context so that the (global) serializer
+// finds the plugin, the statement's database and its key reservations.
+type stmtState struct {
+	p       *Plugin
+	db      *gorm.DB
+	origCtx context.Context
+	addSet  bool
+
+	origSchema *schema.Schema // set while a map read uses mapSchema
+
+	mu     sync.Mutex
+	leases map[colKey]*lease
+	nonces nonceSource
+	// scratch is working space for one value at a time; GORM serializes
+	// and scans the values of one statement sequentially.
+	scratch []byte
+	arena   []byte         // stored values of this statement are carved from it
+	dkeys   map[int64]*dek // data keys used by this statement's reads
+	readAAD map[colKey]*lease
+	cks     map[*schema.Field]colKey
+}
+
+type lease struct {
+	k    *dek
+	left int64
+	aad  []byte // valueAAD of the column and k, computed on first use
+}
+
+type ctxKey struct{}
+
+func stateFrom(ctx context.Context) *stmtState {
+	if ctx == nil {
+		return nil
+	}
+	st, _ := ctx.Value(ctxKey{}).(*stmtState)
+	return st
+}
+
+// attach puts a fresh state into the statement context.
+func (p *Plugin) attach(db *gorm.DB) *stmtState {
+	ctx := db.Statement.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if st := stateFrom(ctx); st != nil && st.p == p && st.db == db {
+		return st
+	}
+	st := &stmtState{p: p, db: db, origCtx: db.Statement.Context, leases: map[colKey]*lease{}}
+	db.Statement.Context = context.WithValue(ctx, ctxKey{}, st)
+	return st
+}
+
+func (p *Plugin) prepareRead(db *gorm.DB) {
+	p.attach(db)
+	p.checkConditions(db)
+	p.prepareMapRead(db)
+}
+
+// checkConditions rejects WHERE conditions that GORM built from a struct on
+// an encrypted field: GORM swallows the serializer error there and writes
+// "IS NULL", which would silently match the wrong rows.
+func (p *Plugin) checkConditions(db *gorm.DB) {
+	c, ok := db.Statement.Clauses["WHERE"]
+	if !ok || db.Error != nil {
+		return
+	}
+	where, ok := c.Expression.(clause.Where)
+	if !ok {
+		return
+	}
+	var walk func(exprs []clause.Expression) error
+	walk = func(exprs []clause.Expression) error {
+		for _, e := range exprs {
+			var vals []any
+			switch x := e.(type) {
+			case clause.Eq:
+				vals = []any{x.Value}
+			case clause.Neq:
+				vals = []any{x.Value}
+			case clause.IN:
+				vals = x.Values
+			case clause.AndConditions:
+				if err := walk(x.Exprs); err != nil {
+					return err
+				}
+			case clause.OrConditions:
+				if err := walk(x.Exprs); err != nil {
+					return err
+				}
+			case clause.NotConditions:
+				if err := walk(x.Exprs); err != nil {
+					return err
+				}
+			case clause.Where:
+				if err := walk(x.Exprs); err != nil {
+					return err
+				}
+			}
+			for _, v := range vals {
+				if f := gormSerializerField(v); f != nil && isEncrypted(f) {
+					return fmt.Errorf("%w: %s.%s", ErrEncryptedCondition, f.Schema.Name, f.Name)
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(where.Exprs); err != nil {
+		_ = db.AddError(err)
+	}
+}
+
+// done restores the statement context and removes a SET clause we added.
+func (p *Plugin) done(db *gorm.DB) {
+	st := stateFrom(db.Statement.Context)
+	if st == nil || st.p != p {
+		return
+	}
+	if st.addSet {
+		delete(db.Statement.Clauses, "SET")
+	}
+	if st.origSchema != nil {
+		db.Statement.Schema = st.origSchema
+	}
+	db.Statement.Context = st.origCtx
+}
+
+// prepareWrite runs first in create and update: it reserves data keys for
+// the statement before GORM opens its transaction, so that kmsd being down
+// fails the statement before anything is written.
+func (p *Plugin) prepareWrite(db *gorm.DB) {
+	if db.Error != nil {
+		return
+	}
+	st := p.attach(db)
+	p.checkConditions(db)
+	if db.Statement.Schema == nil || db.Error != nil {
+		return
+	}
+	si := p.schemaInfo(db.Statement.Schema)
+	if len(si.fields) == 0 {
+		return
+	}
+	if si.err != nil {
+		_ = db.AddError(si.err)
+		return
+	}
+	n := int64(1)
+	rv := reflect.Indirect(db.Statement.ReflectValue)
+	if rv.Kind() == reflect.Slice || rv.Kind() == reflect.Array {
+		n = int64(rv.Len())
+	}
+	if n == 0 {
+		return
+	}
+	ctx := db.Statement.Context
+	for _, fi := range si.fields {
+		if fi.table != db.Statement.Schema.Table {
+			continue // read-only mapping of another table
+		}
+		k, err := p.keys.reserve(ctx, p.db, db, fi.key(), n)
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		st.leases[fi.key()] = &lease{k: k, left: min(n, p.cfg.MaxKeyUses)}
+		if fi.index != nil {
+			if _, err := p.keys.indexKey(ctx, p.db, db, fi.key()); err != nil {
+				_ = db.AddError(err)
+				return
+			}
+		}
+	}
+}
+
+// encrypt seals plain for column ck using the statement's key reservation,
+// reserving more when it runs out.
+func (st *stmtState) encrypt(ctx context.Context, ck colKey, plain []byte) (string, error) {
+	st.mu.Lock()
+	l := st.leases[ck]
+	if l == nil || l.left <= 0 {
+		st.mu.Unlock()
+		k, err := st.p.keys.reserve(ctx, st.p.db, st.db, ck, 1)
+		if err != nil {
+			return "", err
+		}
+		st.mu.Lock()
+		l = &lease{k: k, left: 1}
+		st.leases[ck] = l
+	}
+	l.left--
+	k := l.k
+	if l.aad == nil {
+		l.aad = valueAAD(ck.table, ck.column, k.id)
+	}
+	aad := l.aad
+	nonce := st.nonces.next()
+	st.mu.Unlock()
+	if nonce == nil {
+		return "", ErrKMS // crypto/rand failed: never reached in practice
+	}
+	return sealInto(k, aad, plain, nonce, &st.scratch, &st.arena), nil
+}
+
+// indexOf computes the blind index for a field value (nil for NULL).
+func (p *Plugin) indexOf(ctx context.Context, stmtDB *gorm.DB, ck colKey, value any) ([]byte, error) {
+	plain, null, err := encodePlain(value)
+	if err != nil || null {
+		return nil, err
+	}
+	defer clear(plain)
+	key, err := p.keys.indexKey(ctx, p.db, stmtDB, ck)
+	if err != nil {
+		return nil, err
+	}
+	return blindIndex(key, plain), nil
+}
+
+// fillCreateIndexes sets the blind index fields of the rows being created,
+// after BeforeCreate hooks have run.
+func (p *Plugin) fillCreateIndexes(db *gorm.DB) {
+	if db.Error != nil || db.Statement.Schema == nil {
+		return
+	}
+	si := p.schemaInfo(db.Statement.Schema)
+	if len(si.fields) == 0 {
+		return
+	}
+	ctx := db.Statement.Context
+	rv := reflect.Indirect(db.Statement.ReflectValue)
+	switch rv.Kind() {
+	case reflect.Map:
+		_ = db.AddError(fmt.Errorf("%w: Create from a map on %s; create from the struct", ErrUnsupported, db.Statement.Schema.Name))
+		return
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < rv.Len(); i++ {
+			row := reflect.Indirect(rv.Index(i))
+			if row.Kind() != reflect.Struct {
+				_ = db.AddError(fmt.Errorf("%w: Create from %s", ErrUnsupported, row.Type()))
+				return
+			}
+			if err := p.fillRowIndexes(ctx, db, si, row); err != nil {
+				_ = db.AddError(err)
+				return
+			}
+		}
+	case reflect.Struct:
+		if err := p.fillRowIndexes(ctx, db, si, rv); err != nil {
+			_ = db.AddError(err)
+		}
+	}
+}
+
+func (p *Plugin) fillRowIndexes(ctx context.Context, db *gorm.DB, si *schemaInfo, row reflect.Value) error {
+	for _, fi := range si.fields {
+		if fi.index == nil {
+			continue
+		}
+		bidx, err := p.indexOf(ctx, db, fi.key(), fi.field.ReflectValueOf(ctx, row).Interface())
+		if err != nil {
+			return err
+		}
+		if err := fi.index.Set(ctx, row, bidx); err != nil {
+			return err
+		}
+	}
+	return nil
+}

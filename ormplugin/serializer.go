@@ -1,0 +1,348 @@
+package ormplugin
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"unsafe"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/callbacks"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
+)
+
+func init() { schema.RegisterSerializer(SerializerName, kmsSerializer{}) }
+
+// kmsSerializer is the GORM serializer behind `gorm:"serializer:kms"`. It is
+// global (GORM's registry is), so it finds the plugin of the statement in the
+// statement context, put there by the plugin's callbacks.
+type kmsSerializer struct{}
+
+func (kmsSerializer) ck(ctx context.Context, field *schema.Field, reading bool) (*stmtState, colKey, error) {
+	st := stateFrom(ctx)
+	if st == nil && reading && field.Schema != nil {
+		if p, ok := schemaPlugins.Load(field.Schema); ok {
+			st = &stmtState{p: p.(*Plugin)}
+		}
+	}
+	if st == nil {
+		return nil, colKey{}, ErrNoPlugin
+	}
+	st.mu.Lock()
+	ck, ok := st.cks[field]
+	st.mu.Unlock()
+	if ok {
+		return st, ck, nil
+	}
+	table := field.Schema.Table
+	if sch := field.Schema; sch != nil {
+		if fi := st.p.schemaInfo(sch).byField[field]; fi != nil {
+			table = fi.table
+		}
+	}
+	ck = colKey{table, field.DBName}
+	st.mu.Lock()
+	if st.cks == nil {
+		st.cks = map[*schema.Field]colKey{}
+	}
+	st.cks[field] = ck
+	st.mu.Unlock()
+	return st, ck, nil
+}
+
+// Value encrypts a field value for the database. NULL stays NULL.
+func (s kmsSerializer) Value(ctx context.Context, field *schema.Field, _ reflect.Value, fieldValue any) (any, error) {
+	st, ck, err := s.ck(ctx, field, false)
+	if err != nil {
+		return nil, err
+	}
+	if len(st.leases) == 0 { // prepareWrite checked the schema otherwise
+		if si := st.p.schemaInfo(field.Schema); si.err != nil {
+			return nil, si.err
+		}
+	}
+	if str, ok := fieldValue.(string); ok {
+		// Fast path: seal straight from the caller's string (it stays in
+		// the caller's struct anyway, so there is no copy to clear).
+		return st.encrypt(ctx, ck, unsafe.Slice(unsafe.StringData(str), len(str)))
+	}
+	plain, null, err := encodePlain(fieldValue)
+	if err != nil || null {
+		return nil, err
+	}
+	defer clear(plain)
+	return st.encrypt(ctx, ck, plain)
+}
+
+// Scan decrypts a stored value into the field. NULL becomes the zero value.
+func (s kmsSerializer) Scan(ctx context.Context, field *schema.Field, dst reflect.Value, dbValue any) error {
+	rv := field.ReflectValueOf(ctx, dst)
+	if dbValue == nil {
+		rv.Set(reflect.Zero(field.FieldType))
+		return nil
+	}
+	st, ck, err := s.ck(ctx, field, true)
+	if err != nil {
+		return err
+	}
+	if field.FieldType == typString { // fast path: no reflect.New
+		if str, ok := dbValue.(string); ok {
+			plain, err := st.p.decrypt(ctx, st, ck, unsafe.Slice(unsafe.StringData(str), len(str)))
+			if err != nil {
+				return err
+			}
+			rv.SetString(string(plain))
+			clear(plain)
+			return nil
+		}
+	}
+	v, err := st.p.openValue(ctx, st, ck, field.FieldType, dbValue)
+	if err != nil {
+		return err
+	}
+	rv.Set(v)
+	return nil
+}
+
+// gormSerializerPlain extracts the field value from GORM's internal
+// serializer wrapper (what schema.Field.ValueOf returns for serializer
+// fields): its exported Field and Destination say where the value lives.
+func gormSerializerPlain(ctx context.Context, v any) (any, bool) {
+	f := gormSerializerField(v)
+	if f == nil {
+		return nil, false
+	}
+	dest, ok := reflect.ValueOf(v).Elem().FieldByName("Destination").Interface().(reflect.Value)
+	if !ok || !dest.IsValid() {
+		return nil, false
+	}
+	return f.ReflectValueOf(ctx, dest).Interface(), true
+}
+
+// gormSerializerField returns the field of a GORM serializer wrapper, or nil.
+func gormSerializerField(v any) *schema.Field {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	e := rv.Elem()
+	if e.Type().PkgPath() != "gorm.io/gorm/schema" || e.Type().Name() != "serializer" {
+		return nil
+	}
+	f, _ := e.FieldByName("Field").Interface().(*schema.Field)
+	return f
+}
+
+// assignUpdate builds the SET clause of an update itself so that every
+// encrypted column is encrypted whatever GORM path produced it (struct,
+// map, Update, UpdateColumn(s), Save) and its blind index follows.
+func (p *Plugin) assignUpdate(db *gorm.DB) {
+	stmt := db.Statement
+	if db.Error != nil || stmt.Schema == nil {
+		return
+	}
+	si := p.schemaInfo(stmt.Schema)
+	if len(si.fields) == 0 {
+		return
+	}
+	if si.err != nil {
+		_ = db.AddError(si.err)
+		return
+	}
+	st := stateFrom(stmt.Context)
+	if st == nil || st.p != p {
+		st = p.attach(db)
+	}
+	ctx := stmt.Context
+	if c, ok := stmt.Clauses["SET"]; ok {
+		// A SET clause given by the caller (db.Clauses(clause.Set{...})).
+		set, _ := c.Expression.(clause.Set)
+		for _, a := range set {
+			if f := stmt.Schema.LookUpField(a.Column.Name); f != nil && si.byField[f] != nil {
+				_ = db.AddError(fmt.Errorf("%w: raw SET clause on encrypted column %s", ErrUnsupported, f.DBName))
+				return
+			}
+		}
+		return
+	}
+	set := callbacks.ConvertToAssignments(stmt)
+	if db.Error != nil || len(set) == 0 {
+		return
+	}
+	var indexes []clause.Assignment
+	for i := range set {
+		f := stmt.Schema.LookUpField(set[i].Column.Name)
+		fi := si.byField[f]
+		if f == nil || fi == nil {
+			continue
+		}
+		plainValue, ok := gormSerializerPlain(ctx, set[i].Value)
+		if !ok {
+			plainValue = set[i].Value
+			if isExpr(plainValue) {
+				_ = db.AddError(fmt.Errorf("%w: SQL expression assigned to encrypted column %s", ErrUnsupported, f.DBName))
+				return
+			}
+		}
+		plain, null, err := encodePlain(plainValue)
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		if null {
+			set[i].Value = nil
+		} else {
+			ct, err := st.encrypt(ctx, fi.key(), plain)
+			clear(plain)
+			if err != nil {
+				_ = db.AddError(err)
+				return
+			}
+			set[i].Value = ct
+		}
+		if fi.index != nil {
+			bidx, err := p.indexOf(ctx, db, fi.key(), plainValue)
+			if err != nil {
+				_ = db.AddError(err)
+				return
+			}
+			indexes = append(indexes, clause.Assignment{Column: clause.Column{Name: fi.index.DBName}, Value: bidx})
+			if rv := stmt.ReflectValue; rv.Kind() == reflect.Struct && rv.CanAddr() {
+				_ = fi.index.Set(ctx, rv, bidx)
+			}
+		}
+	}
+	for _, ia := range indexes {
+		set = slices.DeleteFunc(set, func(a clause.Assignment) bool { return a.Column.Name == ia.Column.Name })
+	}
+	set = append(set, indexes...)
+	stmt.AddClause(set)
+	st.addSet = true
+}
+
+func isExpr(v any) bool {
+	switch v.(type) {
+	case clause.Expression, *gorm.DB:
+		return true
+	}
+	return false
+}
+
+// decryptMaps decrypts encrypted columns of query results read into maps
+// (Find(&[]map[string]any{}) with a Model). A map read returns each
+// encrypted column as a value of the field's Go type (for example string
+// for a string field, a *T for a *T field), or nil for NULL.
+func (p *Plugin) decryptMaps(db *gorm.DB) {
+	stmt := db.Statement
+	st := stateFrom(stmt.Context)
+	if st == nil || st.origSchema == nil {
+		return
+	}
+	stmt.Schema, st.origSchema = st.origSchema, nil
+	if db.Error != nil {
+		return
+	}
+	si := p.schemaInfo(stmt.Schema)
+	if len(si.fields) == 0 {
+		return
+	}
+	var maps []map[string]any
+	switch d := stmt.Dest.(type) {
+	case map[string]any:
+		maps = []map[string]any{d}
+	case *map[string]any:
+		maps = []map[string]any{*d}
+	case []map[string]any:
+		maps = d
+	case *[]map[string]any:
+		maps = *d
+	default:
+		return
+	}
+	for _, m := range maps {
+		for _, fi := range si.fields {
+			raw, ok := m[fi.field.DBName]
+			if !ok {
+				continue
+			}
+			if raw == nil {
+				m[fi.field.DBName] = nil
+				continue
+			}
+			if b, ok := raw.(*any); ok { // some drivers leave *interface{}
+				raw = *b
+			}
+			v, err := p.openValue(stmt.Context, st, fi.key(), fi.field.FieldType, raw)
+			if err != nil {
+				// never leave ciphertext in the caller's map
+				delete(m, fi.field.DBName)
+				_ = db.AddError(err)
+				continue
+			}
+			m[fi.field.DBName] = v.Interface()
+		}
+	}
+}
+
+func isMapDest(dest any) bool {
+	switch dest.(type) {
+	case map[string]any, *map[string]any, []map[string]any, *[]map[string]any:
+		return true
+	}
+	return false
+}
+
+// prepareMapRead makes GORM scan encrypted columns of a map read as raw
+// bytes (it would otherwise scan them into the field types and fail), by
+// giving the statement a copy of the schema whose encrypted fields are
+// []byte. decryptMaps restores the schema and decrypts.
+func (p *Plugin) prepareMapRead(db *gorm.DB) {
+	stmt := db.Statement
+	if db.Error != nil || stmt.Schema == nil || !isMapDest(stmt.Dest) {
+		return
+	}
+	si := p.schemaInfo(stmt.Schema)
+	if len(si.fields) == 0 {
+		return
+	}
+	st := stateFrom(stmt.Context)
+	if st == nil || st.p != p {
+		return
+	}
+	p.infoMu.Lock()
+	ms := si.mapSchema
+	if ms == nil {
+		o := stmt.Schema
+		cp := schema.Schema{
+			Name: o.Name, ModelType: o.ModelType, Table: o.Table,
+			PrioritizedPrimaryField: o.PrioritizedPrimaryField, DBNames: o.DBNames,
+			PrimaryFields: o.PrimaryFields, PrimaryFieldDBNames: o.PrimaryFieldDBNames,
+			Fields:         append([]*schema.Field{}, o.Fields...),
+			FieldsByName:   maps.Clone(o.FieldsByName),
+			FieldsByDBName: maps.Clone(o.FieldsByDBName), FieldsByBindName: o.FieldsByBindName,
+			FieldsWithDefaultDBValue: o.FieldsWithDefaultDBValue,
+			QueryClauses:             o.QueryClauses,
+			AfterFind:                o.AfterFind,
+		}
+		for i, f := range cp.Fields {
+			if si.byField[f] == nil {
+				continue
+			}
+			nf := *f
+			nf.FieldType, nf.IndirectFieldType = typBytes, typBytes
+			cp.Fields[i] = &nf
+			cp.FieldsByName[f.Name] = &nf
+			if f.DBName != "" {
+				cp.FieldsByDBName[f.DBName] = &nf
+			}
+		}
+		ms = &cp
+		si.mapSchema = ms
+	}
+	p.infoMu.Unlock()
+	st.origSchema = stmt.Schema
+	stmt.Schema = ms
+}
