@@ -36,7 +36,7 @@
 // Requests must carry a signed X-Amz-Date header (the Date header is not
 // accepted) and sign host.
 //
-// Unwrapped secrets are cached in memory for Config.CacheTTL (default 30 s)
+// Unwrapped secrets are cached in memory for Config.CacheTTL (default 5 s)
 // so that requests do not each need an HSM unwrap. A cached secret is held as
 // a Go string, because the SDK signer takes one, and so cannot be zeroed; the
 // unwrapped buffer itself is zeroed at once. Changes made through this

@@ -29,7 +29,7 @@ import (
 const (
 	DefaultRegion    = "local"
 	DefaultClockSkew = 5 * time.Minute
-	DefaultCacheTTL  = 30 * time.Second
+	DefaultCacheTTL  = 5 * time.Second
 
 	// ServiceName is the SigV4 service name of kmsd.
 	ServiceName = "kms"
@@ -62,7 +62,7 @@ type Config struct {
 	// minutes when zero).
 	ClockSkew time.Duration
 	// CacheTTL bounds how long an unwrapped secret, status and policy are
-	// reused before being read again from the database (30 s when zero). It
+	// reused before being read again from the database (5 s when zero). It
 	// is the bound within which a change made on another replica applies.
 	CacheTTL time.Duration
 	// Now returns the current time (time.Now when nil). For tests.

@@ -91,7 +91,7 @@ type AuthConfig struct {
 	RequireNonce bool `yaml:"require_nonce"`
 	// ClockSkew is the accepted X-Amz-Date window (default 5m).
 	ClockSkew time.Duration `yaml:"clock_skew"`
-	// CacheTTL bounds how long access-key state is cached (default 30s):
+	// CacheTTL bounds how long access-key state is cached (default 5s):
 	// a disabled access key is refused by every replica within it.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
