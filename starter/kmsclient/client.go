@@ -188,6 +188,9 @@ type call struct {
 
 // do runs c with signing, per-attempt timeouts and retries.
 func (c *Client) do(ctx context.Context, op call) error {
+	if p, _, _ := strings.Cut(op.path, "?"); strings.Contains(p, "//") || strings.HasSuffix(p, "/") {
+		return fmt.Errorf("%w: empty id or name in %s", ErrInvalidArgument, p)
+	}
 	var body []byte
 	if op.in != nil {
 		var err error

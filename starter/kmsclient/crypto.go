@@ -80,8 +80,7 @@ type cipherResponse struct {
 	Plaintext      []byte `json:"plaintext"`
 }
 
-// Encrypt encrypts a small plaintext (the server limits request bodies to
-// 64 KiB) under the primary version of keyID (an id or "alias/name").
+// Encrypt encrypts a small plaintext (at most 4096 bytes, as AWS KMS) under the primary version of keyID (an id or "alias/name").
 // For bulk data use GenerateDataKey and encrypt locally.
 func (c *Client) Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) (*EncryptResult, error) {
 	var out cipherResponse

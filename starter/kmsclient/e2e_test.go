@@ -721,3 +721,44 @@ func TestE2EAuditVerify(t *testing.T) {
 		t.Fatalf("no audit record of the failed decrypt in %d records", len(recs))
 	}
 }
+
+// TestE2EKeyReferences: management calls accept an alias and refuse empty
+// references locally, without a request reaching kmsd.
+func TestE2EKeyReferences(t *testing.T) {
+	srv := kmstest.Start(t)
+	c, err := kmsclient.New(kmsclient.Config{Endpoint: srv.URL, AccessKeyID: srv.AccessKeyID, SecretAccessKey: srv.SecretAccessKey, Region: srv.Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	k, err := c.CreateKey(ctx, kmsclient.CreateKeyInput{Description: "refs", Alias: "alias/refs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.DescribeKey(ctx, "alias/refs")
+	if err != nil || got.KeyID != k.KeyID {
+		t.Fatalf("DescribeKey(alias) = %+v, %v; want key %s", got, err, k.KeyID)
+	}
+	if _, err := c.DisableKey(ctx, "alias/refs"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.DescribeKey(ctx, k.KeyID); got.KeyState != kmsclient.KeyStateDisabled {
+		t.Fatalf("state after DisableKey(alias) = %s", got.KeyState)
+	}
+	if _, err := c.DescribeKey(ctx, "alias/missing"); !errors.Is(err, kmsclient.ErrNotFound) {
+		t.Fatalf("DescribeKey(missing alias) err = %v, want ErrNotFound", err)
+	}
+	for name, call := range map[string]func() error{
+		"DescribeKey empty":  func() error { _, err := c.DescribeKey(ctx, ""); return err },
+		"DescribeKey alias/": func() error { _, err := c.DescribeKey(ctx, "alias/"); return err },
+		"GetAlias empty":     func() error { _, err := c.GetAlias(ctx, ""); return err },
+		"GetAlias alias/":    func() error { _, err := c.GetAlias(ctx, "alias/"); return err },
+		"DeleteAlias empty":  func() error { return c.DeleteAlias(ctx, "") },
+		"DescribeAccessKey":  func() error { _, err := c.DescribeAccessKey(ctx, ""); return err },
+		"DeleteAccessKey":    func() error { return c.DeleteAccessKey(ctx, "") },
+	} {
+		if err := call(); !errors.Is(err, kmsclient.ErrInvalidArgument) {
+			t.Errorf("%s: err = %v, want ErrInvalidArgument", name, err)
+		}
+	}
+}

@@ -2,9 +2,11 @@ package kmsclient
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -94,6 +96,23 @@ func keyPath(id string, rest string) string {
 	return "/v1/keys/" + url.PathEscape(id) + rest
 }
 
+// keyRef turns a key reference into the key id the /v1/keys/:id routes take:
+// an empty reference is ErrInvalidArgument and an alias ("alias/orders") is
+// resolved with GetAlias (which needs kms:ListAliases).
+func (c *Client) keyRef(ctx context.Context, ref string) (string, error) {
+	switch {
+	case ref == "" || ref == AliasPrefix:
+		return "", fmt.Errorf("%w: empty key id", ErrInvalidArgument)
+	case strings.HasPrefix(ref, AliasPrefix):
+		a, err := c.GetAlias(ctx, ref)
+		if err != nil {
+			return "", err
+		}
+		return a.KeyID, nil
+	}
+	return ref, nil
+}
+
 func (c *Client) keyCall(ctx context.Context, method, path string, in any) (*KeyMetadata, error) {
 	var out KeyMetadata
 	if err := c.do(ctx, call{method: method, path: path, in: in, out: &out}); err != nil {
@@ -126,11 +145,19 @@ func (c *Client) ListKeys(ctx context.Context, in ListKeysInput) (*ListKeysOutpu
 
 // DescribeKey returns a key's metadata. id is a key id, not an alias.
 func (c *Client) DescribeKey(ctx context.Context, id string) (*KeyMetadata, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	return c.keyCall(ctx, http.MethodGet, keyPath(id, ""), nil)
 }
 
 // UpdateKeyDescription sets a key's description.
 func (c *Client) UpdateKeyDescription(ctx context.Context, id, description string) (*KeyMetadata, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	return c.keyCall(ctx, http.MethodPatch, keyPath(id, ""), struct {
 		Description string `json:"description"`
 	}{description})
@@ -138,22 +165,38 @@ func (c *Client) UpdateKeyDescription(ctx context.Context, id, description strin
 
 // EnableKey enables a disabled key.
 func (c *Client) EnableKey(ctx context.Context, id string) (*KeyMetadata, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	return c.keyCall(ctx, http.MethodPost, keyPath(id, "/enable"), nil)
 }
 
 // DisableKey disables a key: it can no longer encrypt or decrypt.
 func (c *Client) DisableKey(ctx context.Context, id string) (*KeyMetadata, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	return c.keyCall(ctx, http.MethodPost, keyPath(id, "/disable"), nil)
 }
 
 // RotateKey adds a new primary version now.
 func (c *Client) RotateKey(ctx context.Context, id string) (*KeyMetadata, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	return c.keyCall(ctx, http.MethodPost, keyPath(id, "/rotate"), nil)
 }
 
 // ScheduleKeyDeletion schedules destruction after pendingWindowDays (7–30;
 // 0 means the server default, 30).
 func (c *Client) ScheduleKeyDeletion(ctx context.Context, id string, pendingWindowDays int) (*KeyMetadata, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	return c.keyCall(ctx, http.MethodPost, keyPath(id, "/schedule-deletion"), struct {
 		PendingWindowDays int `json:"pending_window_days,omitempty"`
 	}{pendingWindowDays})
@@ -161,11 +204,19 @@ func (c *Client) ScheduleKeyDeletion(ctx context.Context, id string, pendingWind
 
 // CancelKeyDeletion cancels a scheduled deletion; the key becomes Disabled.
 func (c *Client) CancelKeyDeletion(ctx context.Context, id string) (*KeyMetadata, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	return c.keyCall(ctx, http.MethodPost, keyPath(id, "/cancel-deletion"), nil)
 }
 
 // GetRotationPolicy returns a key's rotation policy.
 func (c *Client) GetRotationPolicy(ctx context.Context, id string) (*RotationPolicy, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	var out RotationPolicy
 	if err := c.do(ctx, call{method: http.MethodGet, path: keyPath(id, "/rotation-policy"), out: &out}); err != nil {
 		return nil, err
@@ -176,6 +227,10 @@ func (c *Client) GetRotationPolicy(ctx context.Context, id string) (*RotationPol
 // SetRotationPolicy turns automatic rotation on or off; periodDays 0 means
 // the server default.
 func (c *Client) SetRotationPolicy(ctx context.Context, id string, enabled bool, periodDays int) (*RotationPolicy, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	var out RotationPolicy
 	in := struct {
 		Enabled    bool `json:"enabled"`
@@ -189,6 +244,10 @@ func (c *Client) SetRotationPolicy(ctx context.Context, id string, enabled bool,
 
 // ListKeyVersions returns all versions of a key.
 func (c *Client) ListKeyVersions(ctx context.Context, id string) ([]KeyVersion, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	var out struct {
 		Versions []KeyVersion `json:"versions"`
 	}
@@ -215,16 +274,28 @@ func (c *Client) tagsCall(ctx context.Context, method, path string, in any) (map
 
 // ListTags returns a key's tags.
 func (c *Client) ListTags(ctx context.Context, id string) (map[string]string, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	return c.tagsCall(ctx, http.MethodGet, keyPath(id, "/tags"), nil)
 }
 
 // TagKey adds or overwrites tags and returns all tags of the key.
 func (c *Client) TagKey(ctx context.Context, id string, tags map[string]string) (map[string]string, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	return c.tagsCall(ctx, http.MethodPost, keyPath(id, "/tags"), tagsBody{Tags: tags})
 }
 
 // UntagKey removes the tags named by tagKeys and returns the remaining tags.
 func (c *Client) UntagKey(ctx context.Context, id string, tagKeys []string) (map[string]string, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	if tagKeys == nil {
 		tagKeys = []string{}
 	}
@@ -237,6 +308,10 @@ func (c *Client) UntagKey(ctx context.Context, id string, tagKeys []string) (map
 // key material to import into an EXTERNAL-origin key. wrappingAlgorithm ""
 // means WrappingRSAOAEPSHA256.
 func (c *Client) GetParametersForImport(ctx context.Context, id, wrappingAlgorithm string) (*ImportParameters, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	if wrappingAlgorithm == "" {
 		wrappingAlgorithm = WrappingRSAOAEPSHA256
 	}
@@ -253,6 +328,10 @@ func (c *Client) GetParametersForImport(ctx context.Context, id, wrappingAlgorit
 // ImportKeyMaterial imports key material wrapped with the public key from
 // GetParametersForImport.
 func (c *Client) ImportKeyMaterial(ctx context.Context, id, importToken string, encryptedKeyMaterial []byte) (*KeyMetadata, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	return c.keyCall(ctx, http.MethodPost, keyPath(id, "/import"), struct {
 		ImportToken          string `json:"import_token"`
 		EncryptedKeyMaterial []byte `json:"encrypted_key_material"`
