@@ -84,6 +84,18 @@
 // queries with ErrEncryptedCondition: use Equal. LIKE search is not
 // supported.
 //
+// # Performance
+//
+// Values are sealed locally (AES-GCM with a cached cipher per data key,
+// nonces read from crypto/rand in blocks, output carved from a per-statement
+// buffer). BenchmarkOverhead (SQLite, 10k rows, one encrypted string column)
+// puts CreateInBatches(500) at about 1.3x the unencrypted model and
+// select-all at about 1.2-1.4x. Most of the create overhead is the database
+// storing 80-character ciphertexts instead of 20-character e-mail
+// addresses: against plaintext values of ciphertext length (its x-sized
+// metric) encryption costs about 1.0-1.15x, and sealing is under 10% of the
+// CPU profile. Such a run makes one kmsd call (GenerateDataKey).
+//
 // # GORM paths
 //
 // Create, CreateInBatches, Save, Updates (struct and map), Update,

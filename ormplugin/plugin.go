@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -256,6 +257,10 @@ type stmtState struct {
 	dkeys   map[int64]*dek // data keys used by this statement's reads
 	readAAD map[colKey]*lease
 	cks     map[*schema.Field]colKey
+	// hotField/hotLease: the lease of the string field this statement
+	// encrypted last (see encryptCached).
+	hotField *schema.Field
+	hotLease *lease
 }
 
 type lease struct {
@@ -437,6 +442,36 @@ func (st *stmtState) encrypt(ctx context.Context, ck colKey, plain []byte) (stri
 		return "", ErrKMS // crypto/rand failed: never reached in practice
 	}
 	return sealInto(k, aad, plain, nonce, &st.scratch, &st.arena), nil
+}
+
+// remember makes field's current lease the one encryptCached uses.
+func (st *stmtState) remember(field *schema.Field, ck colKey) {
+	st.mu.Lock()
+	if l := st.leases[ck]; l != nil && l.aad != nil {
+		st.hotField, st.hotLease = field, l
+	}
+	st.mu.Unlock()
+}
+
+// encryptCached is encrypt for the field remembered last, taking one lock
+// and no map lookups. ok is false when the slow path must run (another
+// field, no lease left, no randomness).
+func (st *stmtState) encryptCached(field *schema.Field, plain string) (string, bool) {
+	st.mu.Lock()
+	l := st.hotLease
+	if st.hotField != field || l == nil || l.left <= 0 {
+		st.mu.Unlock()
+		return "", false
+	}
+	nonce := st.nonces.next()
+	if nonce == nil {
+		st.mu.Unlock()
+		return "", false
+	}
+	l.left--
+	k, aad := l.k, l.aad
+	st.mu.Unlock()
+	return sealInto(k, aad, unsafe.Slice(unsafe.StringData(plain), len(plain)), nonce, &st.scratch, &st.arena), true
 }
 
 // indexOf computes the blind index for a field value (nil for NULL).

@@ -7,5 +7,7 @@ var (
 	errInsecureCredentials = errors.New("credentials file must not be readable by group or others (chmod 600)")
 	// errNoCredentials means neither flags, environment nor a profile gave
 	// an access key.
+	// errORMFlags is a missing or malformed flag of the orm commands.
+	errORMFlags      = errors.New("invalid orm flags")
 	errNoCredentials = errors.New("no credentials: run `kmsctl configure` or set KMS_ACCESS_KEY_ID and KMS_SECRET_ACCESS_KEY")
 )

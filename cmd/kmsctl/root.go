@@ -31,7 +31,8 @@ func newRoot(env Env) *cobra.Command {
 		Short: "Command-line client for the kmsgo key management service (kmsd)",
 		Long: `kmsctl manages master keys, encrypts and decrypts small values, issues data keys,
 produces ENC(...) values for config centers (Nacos, etcd), manages access keys and
-reads and verifies the audit log of a kmsd server.
+reads and verifies the audit log of a kmsd server, and encrypts existing plaintext
+database columns for ormplugin (kmsctl orm --help).
 
 Connection settings are taken from, in order of precedence:
   1. flags: --endpoint, --region, --profile
@@ -57,7 +58,7 @@ Quick start against a local "make run" server:
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 
 	root.AddCommand(a.configureCmd(), a.keysCmd(), a.encryptCmd(), a.decryptCmd(), a.datakeyCmd(),
-		a.encCmd(), a.accessKeysCmd(), a.auditCmd())
+		a.encCmd(), a.accessKeysCmd(), a.auditCmd(), a.ormCmd())
 	return root
 }
 

@@ -1,0 +1,414 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"gorm.io/driver/mysql"
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/kmsgo/kmsgo/ormplugin"
+)
+
+// envORMDSN lets scripts pass the database DSN (which may hold a password)
+// without putting it on the command line.
+const envORMDSN = "KMS_ORM_DSN"
+
+// ormFlags are the database flags shared by the orm subcommands.
+type ormFlags struct {
+	dsn    string
+	driver string
+}
+
+func (a *app) ormCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "orm",
+		Short: "Encrypt existing table columns and maintain the data keys of ormplugin",
+		Long: `Maintenance commands for databases written through the GORM plugin ormplugin
+(struct fields tagged gorm:"serializer:kms").
+
+  migrate          encrypt a table's existing plaintext columns in place
+  reencrypt        re-encrypt stored values under fresh data keys
+  renew-data-keys  re-wrap the stored data keys under the newest master key version
+  status           count stored data keys per master key version
+
+The database is given by --driver (sqlite, mysql or postgres) and --dsn, or the
+KMS_ORM_DSN environment variable (keeps a password off the command line). The
+KMS connection uses the usual kmsctl profile, flags and environment. The plugin
+keeps its wrapped keys in the tables kms_data_keys and kms_index_keys of the same
+database (created on first use); back them up with the application data.
+With SQLite, add ?_busy_timeout=5000 to the DSN when the application keeps running.`,
+	}
+	cmd.AddCommand(a.ormMigrateCmd(), a.ormReencryptCmd(), a.ormRenewCmd(), a.ormStatusCmd())
+	return cmd
+}
+
+func (f *ormFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.dsn, "dsn", "", "database DSN (default from "+envORMDSN+"); for sqlite a file path")
+	cmd.Flags().StringVar(&f.driver, "driver", "sqlite", "database driver: sqlite, mysql or postgres")
+}
+
+// open connects to the database. GORM's SQL logging is off: statements
+// carry plaintext values.
+func (a *app) ormOpen(f *ormFlags) (*gorm.DB, error) {
+	dsn := f.dsn
+	if dsn == "" {
+		dsn = a.getenv(envORMDSN)
+	}
+	if dsn == "" {
+		return nil, fmt.Errorf("%w: --dsn (or %s) is required", errORMFlags, envORMDSN)
+	}
+	var d gorm.Dialector
+	switch f.driver {
+	case "sqlite":
+		d = sqlite.Open(dsn)
+	case "mysql", "mariadb":
+		d = mysql.Open(dsn)
+	case "postgres", "postgresql":
+		d = postgres.Open(dsn)
+	default:
+		return nil, fmt.Errorf("%w: --driver %q (sqlite, mysql or postgres)", errORMFlags, f.driver)
+	}
+	db, err := gorm.Open(d, &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		// Drivers may echo the DSN (and its password): keep only the type.
+		return nil, fmt.Errorf("open %s database: %w", f.driver, redactDSN(err, dsn))
+	}
+	return db, nil
+}
+
+// redactDSN removes the DSN from a driver error.
+func redactDSN(err error, dsn string) error {
+	msg := err.Error()
+	if dsn != "" && strings.Contains(msg, dsn) {
+		return errors.New(strings.ReplaceAll(msg, dsn, "<dsn>"))
+	}
+	return err
+}
+
+func closeDB(db *gorm.DB) {
+	if s, err := db.DB(); err == nil {
+		_ = s.Close()
+	}
+}
+
+// withPlugin connects to the database and registers an ormplugin for keyID.
+func (a *app) withPlugin(f *ormFlags, keyID string, fn func(db *gorm.DB, p *ormplugin.Plugin) error) error {
+	if keyID == "" {
+		return fmt.Errorf("%w: --key-id is required", errORMFlags)
+	}
+	client, err := a.clientFor()
+	if err != nil {
+		return err
+	}
+	db, err := a.ormOpen(f)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	p := ormplugin.New(client, ormplugin.Config{KeyID: keyID})
+	if err := db.Use(p); err != nil {
+		return err
+	}
+	return fn(db, p)
+}
+
+// tableFlags describe the table of migrate and reencrypt.
+type tableFlags struct {
+	table     string
+	pk        string
+	stringPK  bool
+	columns   []string
+	keyID     string
+	batchSize int
+}
+
+func (t *tableFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&t.table, "table", "", "table to rewrite (required)")
+	fl.StringVar(&t.pk, "pk", "id", "single-column primary key")
+	fl.BoolVar(&t.stringPK, "string-pk", false, "the primary key is a string column (default: integer)")
+	fl.StringArrayVar(&t.columns, "column", nil, "encrypted column as name[:type][:index=col], type string (default), bytes or json; repeatable (required)")
+	fl.StringVar(&t.keyID, "key-id", "", "master key (id or alias) that wraps new data keys, as in the application's ormplugin.Config.KeyID (required)")
+	fl.IntVar(&t.batchSize, "batch-size", ormplugin.DefaultBatchSize, "rows read and written per transaction")
+}
+
+func (t *tableFlags) spec() (ormplugin.TableSpec, error) {
+	if t.table == "" || len(t.columns) == 0 {
+		return ormplugin.TableSpec{}, fmt.Errorf("%w: --table and at least one --column are required", errORMFlags)
+	}
+	if t.batchSize <= 0 {
+		return ormplugin.TableSpec{}, fmt.Errorf("%w: --batch-size must be positive", errORMFlags)
+	}
+	spec := ormplugin.TableSpec{Table: t.table, PrimaryKey: t.pk, StringKey: t.stringPK}
+	for _, c := range t.columns {
+		cs, err := parseColumnSpec(c)
+		if err != nil {
+			return spec, err
+		}
+		spec.Columns = append(spec.Columns, cs)
+	}
+	return spec, nil
+}
+
+// parseColumnSpec parses name[:type][:index=col] (the parts after the name
+// in any order).
+func parseColumnSpec(s string) (ormplugin.ColumnSpec, error) {
+	parts := strings.Split(s, ":")
+	cs := ormplugin.ColumnSpec{Name: strings.TrimSpace(parts[0])}
+	if cs.Name == "" || strings.Contains(cs.Name, "=") {
+		return cs, fmt.Errorf("%w: --column %q: want name[:type][:index=col]", errORMFlags, s)
+	}
+	var typeSet, indexSet bool
+	for _, p := range parts[1:] {
+		p = strings.TrimSpace(p)
+		if k, v, ok := strings.Cut(p, "="); ok {
+			if k != "index" || v == "" || indexSet {
+				return cs, fmt.Errorf("%w: --column %q: bad option %q", errORMFlags, s, p)
+			}
+			cs.Index, indexSet = v, true
+			continue
+		}
+		switch p {
+		case ormplugin.TypeString, ormplugin.TypeBytes, ormplugin.TypeJSON:
+			if typeSet {
+				return cs, fmt.Errorf("%w: --column %q: two types", errORMFlags, s)
+			}
+			cs.Type, typeSet = p, true
+		default:
+			return cs, fmt.Errorf("%w: --column %q: unknown type %q (string, bytes or json)", errORMFlags, s, p)
+		}
+	}
+	if cs.Type == "" {
+		cs.Type = ormplugin.TypeString
+	}
+	return cs, nil
+}
+
+// progressPrinter writes "verb 1500/10000 rows (15%)" lines.
+func progressPrinter(w io.Writer, verb string) func(ormplugin.Progress) {
+	return func(p ormplugin.Progress) {
+		pct := int64(100)
+		if p.Total > 0 {
+			pct = min(100, p.Scanned*100/p.Total)
+		}
+		fmt.Fprintf(w, "%s %d/%d rows (%d%%)\n", verb, p.Scanned, p.Total, pct)
+	}
+}
+
+// rewriteResult is what migrate and reencrypt print.
+type rewriteResult struct {
+	Table         string `json:"table"`
+	RowsTotal     int64  `json:"rows_total"`
+	RowsScanned   int64  `json:"rows_scanned"`
+	ValuesWritten int64  `json:"values_written"`
+}
+
+func (a *app) emitRewrite(w io.Writer, p ormplugin.Progress) error {
+	r := rewriteResult{Table: p.Table, RowsTotal: p.Total, RowsScanned: p.Scanned, ValuesWritten: p.Rewritten}
+	return a.emit(w, r, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "TABLE\tROWS\tSCANNED\tVALUES WRITTEN")
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", r.Table, r.RowsTotal, r.RowsScanned, r.ValuesWritten)
+	})
+}
+
+func (a *app) ormMigrateCmd() *cobra.Command {
+	var f ormFlags
+	var t tableFlags
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Encrypt a table's existing plaintext columns in place",
+		Long: `migrate encrypts, in place, the plaintext values of the given columns, in the
+same format the application's ormplugin writes, and fills their blind index
+columns. Describe the columns as the application's model does: a string field is
+"string" (the default), a []byte field "bytes", any other (JSON) field "json";
+add index=<column> for a field tagged kms:"index=...".
+
+Before writing anything it reads the whole table and fails if a value does not
+decode as its type or if a column is too small for its ciphertext (ciphertext
+length = 5 + ceil(4*(n+36)/3) for n plaintext bytes): widen the column first.
+Then it works in batches of --batch-size rows, one transaction each, and prints
+its progress to stderr. Values already encrypted are skipped, so an interrupted
+run (Ctrl-C, crash, error) is resumed by running the same command again, and a
+second run writes nothing. While it runs, application readers need
+ormplugin.Config{AllowPlaintextReads: true}.`,
+		Example: `  # widen the columns first if needed, then:
+  export KMS_ORM_DSN='app:secret@tcp(db:3306)/shop?parseTime=true'
+  kmsctl orm migrate --driver mysql --table users --key-id alias/orders \
+      --column email:string:index=email_bidx --column phone --column profile:json
+  # progress on stderr:  migrated 1500/10000 rows (15%)`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			spec, err := t.spec()
+			if err != nil {
+				return err
+			}
+			return a.withPlugin(&f, t.keyID, func(db *gorm.DB, p *ormplugin.Plugin) error {
+				prog, err := p.MigrateTable(cmd.Context(), db, spec, ormplugin.RewriteOptions{
+					BatchSize: t.batchSize, Progress: progressPrinter(cmd.ErrOrStderr(), "migrated")})
+				if err != nil {
+					return interrupted(err, prog, "migrate")
+				}
+				return a.emitRewrite(cmd.OutOrStdout(), prog)
+			})
+		},
+	}
+	f.register(cmd)
+	t.register(cmd)
+	return cmd
+}
+
+// interrupted explains how to resume after an error midway.
+func interrupted(err error, p ormplugin.Progress, what string) error {
+	if p.Scanned > 0 || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w (stopped after %d/%d rows; run the same %s command again to resume)", err, p.Scanned, p.Total, what)
+	}
+	return err
+}
+
+func (a *app) ormReencryptCmd() *cobra.Command {
+	var f ormFlags
+	var t tableFlags
+	var older int
+	cmd := &cobra.Command{
+		Use:   "reencrypt",
+		Short: "Re-encrypt a table's encrypted columns under fresh data keys",
+		Long: `reencrypt decrypts the stored values of the given columns and encrypts them again
+under fresh data keys: all of them, or with --older-than-version N only those whose
+data key is wrapped under a master key version below N. Use it when a data key must
+be retired; after a plain master key rotation, renew-data-keys is usually enough
+and rewrites no row. Batched, resumable and safe to rerun, like migrate.`,
+		Example: `  kmsctl orm reencrypt --dsn ./app.db --table users --key-id alias/orders \
+      --column email:string:index=email_bidx --older-than-version 3`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			spec, err := t.spec()
+			if err != nil {
+				return err
+			}
+			if older < 0 {
+				return fmt.Errorf("%w: --older-than-version must not be negative", errORMFlags)
+			}
+			return a.withPlugin(&f, t.keyID, func(db *gorm.DB, p *ormplugin.Plugin) error {
+				prog, err := p.ReencryptTable(cmd.Context(), db, spec, ormplugin.RewriteOptions{
+					BatchSize: t.batchSize, OlderThanVersion: older,
+					Progress: progressPrinter(cmd.ErrOrStderr(), "re-encrypted")})
+				if err != nil {
+					return interrupted(err, prog, "reencrypt")
+				}
+				return a.emitRewrite(cmd.OutOrStdout(), prog)
+			})
+		},
+	}
+	f.register(cmd)
+	t.register(cmd)
+	cmd.Flags().IntVar(&older, "older-than-version", 0, "only values under master key versions below this (0: all values)")
+	return cmd
+}
+
+func (a *app) ormRenewCmd() *cobra.Command {
+	var f ormFlags
+	var dst string
+	var batch int
+	cmd := &cobra.Command{
+		Use:   "renew-data-keys",
+		Short: "Re-wrap stored data keys under the newest master key version",
+		Long: `renew-data-keys sends every wrapped key in kms_data_keys and kms_index_keys to
+kmsd's ReEncrypt, which re-wraps it under the newest version of its master key
+(or under --destination-key-id). The data keys themselves do not change, so no
+table row is rewritten. Run it after a master key rotation; once "kmsctl orm
+status" shows no keys under an old version, that version may be retired.`,
+		Example: `  kmsctl keys rotate alias/orders
+  kmsctl orm renew-data-keys --driver postgres --dsn 'postgres://app@db/shop'
+  kmsctl orm status --driver postgres --dsn 'postgres://app@db/shop'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if batch <= 0 {
+				return fmt.Errorf("%w: --batch-size must be positive", errORMFlags)
+			}
+			client, err := a.clientFor()
+			if err != nil {
+				return err
+			}
+			db, err := a.ormOpen(&f)
+			if err != nil {
+				return err
+			}
+			defer closeDB(db)
+			stderr := cmd.ErrOrStderr()
+			prog, err := ormplugin.RenewDataKeys(cmd.Context(), db, client, ormplugin.RenewOptions{
+				DestinationKeyID: dst, BatchSize: batch,
+				Progress: func(p ormplugin.RenewProgress) {
+					fmt.Fprintf(stderr, "checked %d keys, re-wrapped %d\n", p.Checked, p.Rewrapped)
+				}})
+			if err != nil {
+				return fmt.Errorf("%w (checked %d keys; safe to run again)", err, prog.Checked)
+			}
+			out := struct {
+				Checked   int64 `json:"checked"`
+				Rewrapped int64 `json:"rewrapped"`
+			}{prog.Checked, prog.Rewrapped}
+			return a.emit(cmd.OutOrStdout(), out, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "CHECKED\tRE-WRAPPED")
+				fmt.Fprintf(tw, "%d\t%d\n", out.Checked, out.Rewrapped)
+			})
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&dst, "destination-key-id", "", "re-wrap under this master key instead of each key's own")
+	cmd.Flags().IntVar(&batch, "batch-size", ormplugin.DefaultBatchSize, "key rows read at a time")
+	return cmd
+}
+
+func (a *app) ormStatusCmd() *cobra.Command {
+	var f ormFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Count stored data keys per master key version",
+		Long: `status lists, per master key and version, how many stored data keys and blind
+index keys (tables kms_data_keys and kms_index_keys) are wrapped under it. An old
+version that no longer appears is referenced by no stored value. It needs no KMS
+credentials.`,
+		Example: `  kmsctl orm status --dsn ./app.db -o json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, err := a.ormOpen(&f)
+			if err != nil {
+				return err
+			}
+			defer closeDB(db)
+			if !db.Migrator().HasTable(ormplugin.DataKeyTable) {
+				return fmt.Errorf("%w: no table %s in this database (ormplugin never ran here)", errORMFlags, ormplugin.DataKeyTable)
+			}
+			vs, err := ormplugin.DataKeyVersions(cmd.Context(), db)
+			if err != nil {
+				return err
+			}
+			type row struct {
+				KeyID      string `json:"key_id"`
+				KeyVersion int    `json:"key_version"`
+				Keys       int64  `json:"keys"`
+			}
+			rows := make([]row, 0, len(vs))
+			for _, v := range vs {
+				rows = append(rows, row{v.KeyID, v.KeyVersion, v.Keys})
+			}
+			return a.emit(cmd.OutOrStdout(), rows, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "KEY ID\tVERSION\tKEYS")
+				for _, r := range rows {
+					fmt.Fprintf(tw, "%s\t%d\t%d\n", r.KeyID, r.KeyVersion, r.Keys)
+				}
+			})
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
