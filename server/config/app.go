@@ -11,7 +11,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,6 +27,7 @@ import (
 	"github.com/kmsgo/kmsgo/hsm"
 	"github.com/kmsgo/kmsgo/hsm/devhsm"
 	"github.com/kmsgo/kmsgo/hsm/p11"
+	"github.com/kmsgo/kmsgo/jobs"
 	"github.com/kmsgo/kmsgo/server/audit"
 	"github.com/kmsgo/kmsgo/server/auth"
 	"github.com/kmsgo/kmsgo/server/httpapi"
@@ -43,6 +47,9 @@ type App struct {
 	Handler  *httpapi.Server
 	Registry *prometheus.Registry
 	Log      *slog.Logger
+	// Jobs runs the scheduled key maintenance; nil when jobs.enabled is
+	// false. Open starts it and Close stops it first.
+	Jobs *jobs.Scheduler
 
 	closers []func() error
 }
@@ -171,7 +178,77 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 	if err != nil {
 		return nil, err
 	}
+	if c.Jobs.Enabled {
+		if err := a.startJobs(c, log); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
+}
+
+// startJobs starts the maintenance scheduler on this replica. Every
+// replica may run it: the operations are compare-and-swap and idempotent.
+func (a *App) startJobs(c Config, log *slog.Logger) error {
+	jc := c.Jobs.config()
+	jc.Logger = log.With("component", "jobs")
+	jc.Registry = a.Registry
+	jc.Audit = auditJob(a.Audit)
+	s, err := jobs.New(jc, a.KMS)
+	if err != nil {
+		return fmt.Errorf("%w: jobs: %w", ErrInvalid, err)
+	}
+	if err := s.Start(); err != nil {
+		return err
+	}
+	a.Jobs = s
+	timeout := c.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	a.closers = append(a.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return s.Stop(ctx)
+	})
+	return nil
+}
+
+// auditJob records one audit record per maintenance run that changed
+// something: action jobs.AuditAction, reason code the job name, the count
+// in the details. (The core reports counts, not the ids of the keys it
+// changed, so the record names no key.)
+func auditJob(l *audit.Logger) func(context.Context, jobs.Result) error {
+	return func(ctx context.Context, r jobs.Result) error {
+		rec := audit.Record{
+			Action:     jobs.AuditAction,
+			Result:     audit.ResultOK,
+			ReasonCode: r.Job,
+			Details: map[string]string{
+				"job":         r.Job,
+				"count":       strconv.Itoa(r.Items),
+				"duration_ms": strconv.FormatInt(r.Duration.Milliseconds(), 10),
+			},
+		}
+		if r.Err != nil {
+			rec.Result = audit.ResultError
+			rec.Details["error"] = clip(r.Err.Error(), 256)
+		}
+		return l.Append(ctx, rec)
+	}
+}
+
+// clip returns s as valid UTF-8 without NUL, cut to at most n bytes on a
+// rune boundary.
+func clip(s string, n int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "?"), "\x00", "")
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // BootstrapPath is where EnsureBootstrapAdmin writes the admin credentials.
@@ -208,9 +285,13 @@ func openDB(c Config) (*gorm.DB, error) {
 	case "sqlite":
 		dsn := c.Database.DSN
 		if dsn == "" {
-			dsn = "file:" + filepath.Join(c.DataDir, "kms.db") + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on"
+			path := filepath.Join(c.DataDir, "kms.db")
+			if err := ensurePrivateFile(path); err != nil {
+				return nil, err
+			}
+			dsn = "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on"
 		}
-		d = sqlite.Open(dsn)
+		d = sqlite.Open(sqliteDSN(dsn, c.Database.SQLiteSynchronous))
 	case "mysql":
 		d = mysql.Open(c.Database.DSN)
 	case "postgres":

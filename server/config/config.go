@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kmsgo/kmsgo/jobs"
 )
 
 // Config is kmsd's configuration. Every field can be set in the YAML file
@@ -44,6 +46,7 @@ type Config struct {
 	Audit    AuditConfig    `yaml:"audit"`
 	KMS      KMSConfig      `yaml:"kms"`
 	Limits   LimitsConfig   `yaml:"limits"`
+	Jobs     JobsConfig     `yaml:"jobs"`
 	Log      LogConfig      `yaml:"log"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -63,6 +66,11 @@ type DatabaseConfig struct {
 	DSN string `yaml:"dsn"`
 	// MaxOpenConns bounds the connection pool (0: driver default).
 	MaxOpenConns int `yaml:"max_open_conns"`
+	// SQLiteSynchronous is SQLite's commit durability, "full" (default:
+	// every acknowledged commit survives power loss) or "normal" (survives a
+	// process crash only; see SQLiteSyncNormal). A _synchronous parameter in
+	// DSN takes precedence. Ignored for other drivers.
+	SQLiteSynchronous string `yaml:"sqlite_synchronous"`
 }
 
 // HSMConfig selects the key backend.
@@ -123,6 +131,23 @@ type LimitsConfig struct {
 	MaxBatchBodyBytes int64 `yaml:"max_batch_body_bytes"`
 }
 
+// JobsConfig schedules key maintenance (package jobs): destroying keys
+// whose deletion window ended, rotating keys whose rotation is due,
+// removing orphaned HSM objects. Schedules are cron specs in UTC ("@every
+// 1m", "0 3 * * *"); each job also runs once at start. The operations are
+// compare-and-swap and idempotent, so running them on every replica is
+// correct, only redundant; set Enabled false on all but some replicas to
+// save the extra scans (there is no leader election yet).
+type JobsConfig struct {
+	// Enabled runs the maintenance jobs in this replica (default true).
+	Enabled         bool   `yaml:"enabled"`
+	DestroySchedule string `yaml:"destroy_schedule"` // default @every 1m
+	RotateSchedule  string `yaml:"rotate_schedule"`  // default @every 5m
+	OrphanSchedule  string `yaml:"orphan_schedule"`  // default @every 15m
+	// Timeout bounds one run of a job (default 10m).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
 // LogConfig configures the structured log on stderr.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
@@ -137,8 +162,19 @@ func Defaults() Config {
 		Region:          "local",
 		Database:        DatabaseConfig{Driver: "sqlite"},
 		HSM:             HSMConfig{Backend: "dev", PINEnv: "KMSD_HSM_PIN"},
+		Jobs:            defaultJobs(),
 		Log:             LogConfig{Level: "info", Format: "json"},
 		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+func defaultJobs() JobsConfig {
+	return JobsConfig{
+		Enabled:         true,
+		DestroySchedule: jobs.DefaultDestroySchedule,
+		RotateSchedule:  jobs.DefaultRotateSchedule,
+		OrphanSchedule:  jobs.DefaultOrphanSchedule,
+		Timeout:         jobs.DefaultTimeout,
 	}
 }
 
@@ -265,6 +301,9 @@ func (c Config) Validate() error {
 	if c.Database.Driver != "sqlite" && c.Database.DSN == "" {
 		return fmt.Errorf("%w: database.dsn is required for %s", ErrInvalid, c.Database.Driver)
 	}
+	if !validSQLiteSync(c.Database.SQLiteSynchronous) {
+		return fmt.Errorf("%w: database.sqlite_synchronous must be full or normal", ErrInvalid)
+	}
 	switch c.HSM.Backend {
 	case "dev":
 	case "pkcs11":
@@ -283,12 +322,21 @@ func (c Config) Validate() error {
 	if c.Listen == "" {
 		return fmt.Errorf("%w: listen is required", ErrInvalid)
 	}
+	if err := c.Jobs.config().Validate(); err != nil {
+		return fmt.Errorf("%w: jobs: %w", ErrInvalid, err)
+	}
 	switch c.Log.Format {
 	case "json", "text":
 	default:
 		return fmt.Errorf("%w: log.format must be json or text", ErrInvalid)
 	}
 	return nil
+}
+
+// config returns the jobs.Config of j (without logger, metrics or audit).
+func (j JobsConfig) config() jobs.Config {
+	return jobs.Config{DestroySchedule: j.DestroySchedule, RotateSchedule: j.RotateSchedule,
+		OrphanSchedule: j.OrphanSchedule, Timeout: j.Timeout}
 }
 
 // path returns p, or <data_dir>/def when p is empty.

@@ -26,6 +26,9 @@ hsm:
   token_label: kms
 kms:
   metadata_ttl: 5s
+jobs:
+  destroy_schedule: "@every 30s"
+  timeout: 1m
 `
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -37,6 +40,8 @@ kms:
 		"KMSD_TRUSTED_PROXIES":       "10.0.0.1, 10.1.0.0/16",
 		"KMSD_LIMITS_MAX_BODY_BYTES": "1024",
 		"KMSD_HSM_POOL_SIZE":         "8",
+		"KMSD_JOBS_ENABLED":          "false",
+		"KMSD_JOBS_ROTATE_SCHEDULE":  "0 3 * * *",
 	}
 	c, err := Load(file, func(k string) string { return env[k] })
 	if err != nil {
@@ -51,6 +56,7 @@ kms:
 	want.Auth.RequireNonce, want.Auth.CacheTTL = true, 750*time.Millisecond
 	want.Limits.MaxBodyBytes = 1024
 	want.TrustedProxies = []string{"10.0.0.1", "10.1.0.0/16"}
+	want.Jobs.Enabled, want.Jobs.DestroySchedule, want.Jobs.RotateSchedule, want.Jobs.Timeout = false, "@every 30s", "0 3 * * *", time.Minute
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
 	}
@@ -79,6 +85,11 @@ func TestLoadErrors(t *testing.T) {
 		{"pkcs11 without token", "hsm:\n  backend: pkcs11\n  module: /x.so\n", nil},
 		{"half tls", "tls:\n  key_file: k.pem\n", nil},
 		{"bad log format", "log:\n  format: xml\n", nil},
+		{"bad job schedule", "jobs:\n  rotate_schedule: every day\n", nil},
+		{"job schedule with time zone", "jobs:\n  destroy_schedule: TZ=Europe/Berlin 0 3 * * *\n", nil},
+		{"negative job timeout", "jobs:\n  timeout: -1s\n", nil},
+		{"bad env job schedule", "", map[string]string{"KMSD_JOBS_ORPHAN_SCHEDULE": "61 * * * *"}},
+		{"bad env jobs enabled", "", map[string]string{"KMSD_JOBS_ENABLED": "sometimes"}},
 		{"bad env duration", "", map[string]string{"KMSD_KMS_METADATA_TTL": "soon"}},
 		{"bad env bool", "", map[string]string{"KMSD_AUTH_REQUIRE_NONCE": "maybe"}},
 		{"bad env int", "", map[string]string{"KMSD_HSM_POOL_SIZE": "x"}},
@@ -103,7 +114,8 @@ func TestLoadErrors(t *testing.T) {
 func TestEnvNamesCoverEveryField(t *testing.T) {
 	names := EnvNames()
 	for _, want := range []string{"KMSD_LISTEN", "KMSD_DATA_DIR", "KMSD_DATABASE_DSN", "KMSD_HSM_TOKEN_LABEL",
-		"KMSD_HSM_PIN_FILE", "KMSD_TLS_CERT_FILE", "KMSD_AUDIT_CHAIN_KEY_FILE", "KMSD_KMS_METADATA_TTL", "KMSD_SHUTDOWN_TIMEOUT"} {
+		"KMSD_HSM_PIN_FILE", "KMSD_TLS_CERT_FILE", "KMSD_AUDIT_CHAIN_KEY_FILE", "KMSD_KMS_METADATA_TTL", "KMSD_SHUTDOWN_TIMEOUT",
+		"KMSD_JOBS_ENABLED", "KMSD_JOBS_DESTROY_SCHEDULE", "KMSD_JOBS_ROTATE_SCHEDULE", "KMSD_JOBS_ORPHAN_SCHEDULE", "KMSD_JOBS_TIMEOUT"} {
 		found := false
 		for _, n := range names {
 			found = found || n == want
@@ -125,11 +137,18 @@ func TestEnvNamesCoverEveryField(t *testing.T) {
 					return "10.0.0.7"
 				case strings.Contains(n, "REQUIRE_NONCE"), strings.Contains(n, "CREATE_ROOT"):
 					return "true"
+				case strings.HasSuffix(n, "JOBS_ENABLED"):
+					return "false"
+				case strings.HasSuffix(n, "_SCHEDULE"):
+					return "@every 7s"
 				}
 				return "v7"
 			}
 			return ""
 		})
+		if err != nil && (strings.Contains(n, "JOBS") || strings.HasSuffix(n, "_TIMEOUT")) {
+			t.Errorf("%s: %v", n, err)
+		}
 		if err == nil && reflect.DeepEqual(c, Defaults()) {
 			t.Errorf("%s changed nothing", n)
 		}

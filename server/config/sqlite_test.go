@@ -1,0 +1,102 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestSQLiteDSNSynchronous(t *testing.T) {
+	for _, tc := range []struct {
+		name, dsn, mode, want string
+	}{
+		{"default is full", "file:/d/kms.db?_journal_mode=WAL", "", "file:/d/kms.db?_journal_mode=WAL&_synchronous=FULL"},
+		{"full", "file:/d/kms.db?_journal_mode=WAL", "full", "file:/d/kms.db?_journal_mode=WAL&_synchronous=FULL"},
+		{"normal", "file:/d/kms.db?_journal_mode=WAL", "normal", "file:/d/kms.db?_journal_mode=WAL&_synchronous=NORMAL"},
+		{"no query", "/d/kms.db", "normal", "/d/kms.db?_synchronous=NORMAL"},
+		{"dsn wins", "file:/d/kms.db?_synchronous=OFF", "full", "file:/d/kms.db?_synchronous=OFF"},
+		{"dsn wins short form", "file:/d/kms.db?_busy_timeout=1&_sync=EXTRA", "normal", "file:/d/kms.db?_busy_timeout=1&_sync=EXTRA"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sqliteDSN(tc.dsn, tc.mode); got != tc.want {
+				t.Fatalf("sqliteDSN(%q, %q) = %q, want %q", tc.dsn, tc.mode, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSQLiteSynchronousValidation(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		ok   bool
+	}{{"", true}, {"full", true}, {"normal", true}, {"off", false}, {"FULL", false}, {"extra", false}} {
+		c := Defaults()
+		c.Database.SQLiteSynchronous = tc.mode
+		if err := c.Validate(); (err == nil) != tc.ok {
+			t.Errorf("sqlite_synchronous %q: Validate() = %v, want ok=%v", tc.mode, err, tc.ok)
+		}
+	}
+}
+
+func TestOpenDBAppliesSQLiteSynchronous(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		want int // PRAGMA synchronous: 1 NORMAL, 2 FULL
+	}{{"", 2}, {"full", 2}, {"normal", 1}} {
+		t.Run("mode="+tc.mode, func(t *testing.T) {
+			c := Defaults()
+			c.DataDir = t.TempDir()
+			c.Database.SQLiteSynchronous = tc.mode
+			db, err := openDB(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sqlDB, err := db.DB()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sqlDB.Close()
+			var got int
+			if err := db.Raw("PRAGMA synchronous").Scan(&got).Error; err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("PRAGMA synchronous = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestOpenDBFilesArePrivate: the default SQLite database and the WAL/SHM
+// files SQLite creates beside it are 0600, also when the file pre-existed
+// with a looser mode.
+func TestOpenDBFilesArePrivate(t *testing.T) {
+	for _, preexisting := range []bool{false, true} {
+		c := Defaults()
+		c.DataDir = t.TempDir()
+		path := filepath.Join(c.DataDir, "kms.db")
+		if preexisting {
+			if err := os.WriteFile(path, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db, err := openDB(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Exec("CREATE TABLE t (x INTEGER)").Error; err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"kms.db", "kms.db-wal", "kms.db-shm"} {
+			st, err := os.Stat(filepath.Join(c.DataDir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mode := st.Mode().Perm(); mode != 0o600 {
+				t.Errorf("preexisting=%v: %s mode = %o, want 600", preexisting, name, mode)
+			}
+		}
+		sqlDB, _ := db.DB()
+		sqlDB.Close()
+	}
+}
