@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"maps"
@@ -59,6 +60,10 @@ type Logger struct {
 	head      Head
 	headValid bool
 	buf       []byte
+	args      []any      // column values of the batch being written
+	sqlDB     *sql.DB    // nil until first needed
+	stmts     insertSQLs // INSERT statements by row count
+	one       *sql.Stmt  // prepared single-row INSERT (SQLite)
 
 	statMu sync.Mutex
 	stats  Stats
@@ -172,6 +177,11 @@ func (l *Logger) Stats() Stats {
 func (l *Logger) run() {
 	defer close(l.done)
 	defer l.h.wipe()
+	defer func() {
+		if l.one != nil {
+			_ = l.one.Close()
+		}
+	}()
 	batch := make([]*pending, 0, l.cfg.MaxBatch)
 	for {
 		first, ok := <-l.in
@@ -234,22 +244,20 @@ func (l *Logger) write(ctx context.Context, batch []*pending) error {
 		}
 	}
 	seq, prev := l.head.Seq, l.head.Hash
-	rows := make([]row, len(batch))
-	for i, p := range batch {
+	l.args = l.args[:0]
+	for _, p := range batch {
 		seq++
 		r := &p.rec
 		r.ReplicaID, r.Seq, r.PrevHash = l.cfg.ReplicaID, seq, prev
 		r.Hash, l.buf = l.h.sum(r, l.buf)
 		prev = r.Hash
-		w, err := toRow(r)
-		if err != nil {
+		var err error
+		if l.args, err = appendRowArgs(l.args, r); err != nil {
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		rows[i] = w
 	}
-	err := l.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return tx.CreateInBatches(&rows, 128).Error
-	})
+	err := l.insert(ctx, l.args)
+	clear(l.args) // drop references to the batch's strings
 	if err != nil {
 		// The outcome may be unknown (a lost COMMIT reply): re-read the
 		// head from the database before the next batch.

@@ -1,7 +1,10 @@
 package audit
 
 import (
+	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -66,18 +69,115 @@ func Migrations() []migrate.Step {
 	}}
 }
 
-func toRow(r *Record) (row, error) {
+// insertColumns are the columns of row in the order appendRowArgs writes
+// their values.
+const insertColumns = "replica_id, seq, time_us, access_key_id, action, key_id, key_version, " +
+	"result, reason_code, request_id, source_addr, details, prev_hash, hash"
+
+const numInsertColumns = 14
+
+// maxRowsPerInsert bounds one INSERT statement (14 values a row stays far
+// below every dialect's bind-variable limit).
+const maxRowsPerInsert = 128
+
+// appendRowArgs appends the column values of r (stored form, insertColumns
+// order) to args.
+func appendRowArgs(args []any, r *Record) ([]any, error) {
 	d, err := encodeDetails(r.Details)
 	if err != nil {
-		return row{}, err
+		return args, err
 	}
-	return row{
-		ReplicaID: r.ReplicaID, Seq: r.Seq, TimeUS: r.Time.UnixMicro(),
-		AccessKeyID: r.AccessKeyID, Action: r.Action, KeyID: r.KeyID,
-		KeyVersion: int64(r.KeyVersion), Result: r.Result, ReasonCode: r.ReasonCode,
-		RequestID: r.RequestID, SourceAddr: r.SourceAddr, Details: d,
-		PrevHash: r.PrevHash, Hash: r.Hash,
-	}, nil
+	return append(args, r.ReplicaID, r.Seq, r.Time.UnixMicro(), r.AccessKeyID, r.Action, r.KeyID,
+		int64(r.KeyVersion), r.Result, r.ReasonCode, r.RequestID, r.SourceAddr, d, r.PrevHash, r.Hash), nil
+}
+
+// insertSQLs caches the multi-row INSERT text per row count (1..maxRowsPerInsert).
+type insertSQLs struct {
+	dialect string
+	byRows  map[int]string
+}
+
+func (c *insertSQLs) get(n int) string {
+	if q, ok := c.byRows[n]; ok {
+		return q
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + tableName + " (" + insertColumns + ") VALUES ")
+	arg := 0
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for j := range numInsertColumns {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			arg++
+			if c.dialect == "postgres" {
+				b.WriteByte('$')
+				b.WriteString(strconv.Itoa(arg))
+			} else {
+				b.WriteByte('?')
+			}
+		}
+		b.WriteByte(')')
+	}
+	q := b.String()
+	if c.byRows == nil {
+		c.byRows = make(map[int]string)
+	}
+	c.byRows[n] = q
+	return q
+}
+
+// insert writes the rows whose column values are args in one transaction,
+// with one multi-row INSERT per maxRowsPerInsert rows, through database/sql
+// directly: the hot path of every audited request, where GORM's reflection
+// over the row struct cost more than the statement itself.
+func (l *Logger) insert(ctx context.Context, args []any) (err error) {
+	if l.sqlDB == nil {
+		db, err := l.db.DB()
+		if err != nil {
+			return err
+		}
+		l.sqlDB = db
+		l.stmts.dialect = l.db.Dialector.Name()
+	}
+	tx, err := l.sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if l.stmts.dialect == "sqlite" {
+		// In-process: executing one prepared single-row statement per record
+		// is cheaper than parsing a multi-row statement per batch.
+		if l.one == nil {
+			if l.one, err = l.sqlDB.PrepareContext(ctx, l.stmts.get(1)); err != nil {
+				return err
+			}
+		}
+		st := tx.StmtContext(ctx, l.one)
+		for ; len(args) > 0; args = args[numInsertColumns:] {
+			if _, err = st.ExecContext(ctx, args[:numInsertColumns]...); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}
+	const chunk = maxRowsPerInsert * numInsertColumns
+	for len(args) > 0 {
+		n := min(len(args), chunk)
+		if _, err = tx.ExecContext(ctx, l.stmts.get(n/numInsertColumns), args[:n]...); err != nil {
+			return err
+		}
+		args = args[n:]
+	}
+	return tx.Commit()
 }
 
 func (w *row) record() (Record, error) {

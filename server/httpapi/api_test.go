@@ -227,6 +227,8 @@ func TestBadInput(t *testing.T) {
 		{"unknown access key", "GET", "/v1/access-keys/AKKMSAAAAAAAAAAAAAAAA", ``, 404, httpapi.CodeNotFound},
 		{"empty batch", "POST", "/v1/decrypt/batch", `{"items":[]}`, 400, httpapi.CodeValidation},
 		{"no such route", "GET", "/v1/nothing", ``, 404, httpapi.CodeNotFound},
+		{"trailing slash is not redirected", "GET", "/v1/keys/", ``, 404, httpapi.CodeNotFound},
+		{"empty alias name is not redirected", "GET", "/v1/aliases/", ``, 404, httpapi.CodeNotFound},
 		{"bad audit cursor", "GET", "/v1/audit?after=zzz", ``, 400, httpapi.CodeValidation},
 	}
 	for _, tc := range cases {

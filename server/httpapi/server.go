@@ -45,7 +45,9 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// HSMStats feeds the HSM pool gauges of /metrics. Optional.
 	HSMStats func() hsm.Stats
-	// Logger receives one structured line per request. Nil discards.
+	// Logger receives one structured line per request: at debug level for
+	// successes (every authenticated one is also in the audit log), info
+	// for 4xx, error for 5xx. Nil discards.
 	Logger *slog.Logger
 	// Registry receives the API's metrics and is served at /metrics. Nil
 	// creates a private registry.
@@ -116,6 +118,10 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: trusted proxies: %w", err)
 	}
 	s.engine.HandleMethodNotAllowed = false
+	// No unsigned 301s: "/v1/keys/" is a 404 in the error shape, not a
+	// redirect that a signed client would follow into a 401.
+	s.engine.RedirectTrailingSlash = false
+	s.engine.RedirectFixedPath = false
 	s.engine.Use(s.recoverAndObserve)
 	s.routes = s.routeTable()
 	for _, r := range s.routes {
@@ -147,7 +153,8 @@ const (
 )
 
 // recoverAndObserve sets the request id, recovers panics into 500, and
-// records metrics and one log line per request.
+// records metrics and one log line per request (built only when its level
+// is enabled).
 func (s *Server) recoverAndObserve(c *gin.Context) {
 	start := time.Now()
 	id := newRequestID()
@@ -168,6 +175,16 @@ func (s *Server) recoverAndObserve(c *gin.Context) {
 		status := c.Writer.Status()
 		elapsed := time.Since(start)
 		s.metrics.observeRequest(c.Request.Method, route, status, elapsed)
+		level := slog.LevelDebug // successes: the audit log already records them
+		switch {
+		case status >= 500:
+			level = slog.LevelError
+		case status >= 400:
+			level = slog.LevelInfo
+		}
+		if !s.log.Enabled(context.Background(), level) {
+			return // do not build a line nobody reads (hot path)
+		}
 		attrs := []any{"request_id", id, "method", c.Request.Method, "route", route,
 			"status", status, "duration_ms", float64(elapsed.Microseconds()) / 1000, "remote", c.ClientIP()}
 		if ak := c.GetString(ctxAccessKey); ak != "" {
@@ -175,10 +192,6 @@ func (s *Server) recoverAndObserve(c *gin.Context) {
 		}
 		if code := c.GetString(ctxCode); code != "" {
 			attrs = append(attrs, "code", code)
-		}
-		level := slog.LevelInfo
-		if status >= 500 {
-			level = slog.LevelError
 		}
 		s.log.Log(context.Background(), level, "request", attrs...)
 	}()

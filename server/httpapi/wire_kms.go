@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,18 @@ type KMSAdapter struct {
 
 	mu    sync.Mutex
 	cache map[string]refEntry
+
+	// DescribeKey answers, cached for TTL like the service's key state and
+	// dropped by every change made through this adapter. gen counts those
+	// changes so that a read racing a change is not cached.
+	metaMu  sync.Mutex
+	meta    map[string]metaEntry
+	metaGen uint64
+}
+
+type metaEntry struct {
+	md     KeyMetadata
+	loaded time.Time
 }
 
 type refEntry struct {
@@ -125,6 +138,7 @@ func (a *KMSAdapter) forget() {
 	a.mu.Lock()
 	a.cache = nil
 	a.mu.Unlock()
+	a.changed()
 }
 
 // CiphertextKeyID implements KeyService.
@@ -159,6 +173,7 @@ func toMeta(m *kms.KeyMetadata, err error) (KeyMetadata, error) {
 
 // CreateKey implements KeyService.
 func (a *KMSAdapter) CreateKey(ctx context.Context, in CreateKeyRequest) (KeyMetadata, error) {
+	defer a.changed()
 	return toMeta(a.S.CreateKey(ctx, kms.CreateKeyInput{
 		Description: in.Description, KeySpec: kms.KeySpec(in.KeySpec), ProtectionLevel: kms.ProtectionLevel(in.ProtectionLevel),
 		Origin: kms.Origin(in.Origin), Tags: in.Tags, Alias: in.Alias,
@@ -183,38 +198,97 @@ func (a *KMSAdapter) ListKeys(ctx context.Context, in ListKeysRequest) (ListKeys
 	return res, nil
 }
 
-// DescribeKey implements KeyService.
+// DescribeKey implements KeyService. Answers are cached for TTL (the bound
+// within which a change on another replica shows), so that describing a key
+// does not read the database on every request.
 func (a *KMSAdapter) DescribeKey(ctx context.Context, keyID string) (KeyMetadata, error) {
-	return toMeta(a.S.DescribeKey(ctx, keyID))
+	ttl := a.ttl()
+	if ttl <= 0 {
+		return toMeta(a.S.DescribeKey(ctx, keyID))
+	}
+	a.metaMu.Lock()
+	e, ok := a.meta[keyID]
+	gen := a.metaGen
+	a.metaMu.Unlock()
+	if ok && time.Since(e.loaded) < ttl {
+		return cloneMeta(e.md), nil
+	}
+	loaded := time.Now()
+	md, err := toMeta(a.S.DescribeKey(ctx, keyID))
+	if err != nil {
+		return md, err
+	}
+	a.metaMu.Lock()
+	if a.metaGen == gen {
+		if a.meta == nil || len(a.meta) > 10000 {
+			a.meta = map[string]metaEntry{}
+		}
+		a.meta[keyID] = metaEntry{md: cloneMeta(md), loaded: loaded}
+	}
+	a.metaMu.Unlock()
+	return md, nil
+}
+
+// cloneMeta copies the reference fields of md so that a cached answer is
+// never shared with a caller.
+func cloneMeta(md KeyMetadata) KeyMetadata {
+	md.Aliases = append([]string{}, md.Aliases...)
+	md.Tags = maps.Clone(md.Tags)
+	if md.Tags == nil {
+		md.Tags = map[string]string{}
+	}
+	if md.DeletionDate != nil {
+		d := *md.DeletionDate
+		md.DeletionDate = &d
+	}
+	if md.Rotation.NextRotationAt != nil {
+		d := *md.Rotation.NextRotationAt
+		md.Rotation.NextRotationAt = &d
+	}
+	return md
+}
+
+// changed drops the cached DescribeKey answers after a change made here.
+func (a *KMSAdapter) changed() {
+	a.metaMu.Lock()
+	a.meta = nil
+	a.metaGen++
+	a.metaMu.Unlock()
 }
 
 // UpdateKeyDescription implements KeyService.
 func (a *KMSAdapter) UpdateKeyDescription(ctx context.Context, keyID, description string) (KeyMetadata, error) {
+	defer a.changed()
 	return toMeta(a.S.UpdateKey(ctx, kms.UpdateKeyInput{KeyID: keyID, Description: description}))
 }
 
 // EnableKey implements KeyService.
 func (a *KMSAdapter) EnableKey(ctx context.Context, keyID string) (KeyMetadata, error) {
+	defer a.changed()
 	return toMeta(a.S.EnableKey(ctx, keyID))
 }
 
 // DisableKey implements KeyService.
 func (a *KMSAdapter) DisableKey(ctx context.Context, keyID string) (KeyMetadata, error) {
+	defer a.changed()
 	return toMeta(a.S.DisableKey(ctx, keyID))
 }
 
 // RotateKey implements KeyService.
 func (a *KMSAdapter) RotateKey(ctx context.Context, keyID string) (KeyMetadata, error) {
+	defer a.changed()
 	return toMeta(a.S.RotateKey(ctx, keyID))
 }
 
 // ScheduleKeyDeletion implements KeyService.
 func (a *KMSAdapter) ScheduleKeyDeletion(ctx context.Context, keyID string, days int) (KeyMetadata, error) {
+	defer a.changed()
 	return toMeta(a.S.ScheduleKeyDeletion(ctx, kms.ScheduleKeyDeletionInput{KeyID: keyID, PendingWindowDays: days}))
 }
 
 // CancelKeyDeletion implements KeyService.
 func (a *KMSAdapter) CancelKeyDeletion(ctx context.Context, keyID string) (KeyMetadata, error) {
+	defer a.changed()
 	return toMeta(a.S.CancelKeyDeletion(ctx, keyID))
 }
 
@@ -232,6 +306,7 @@ func (a *KMSAdapter) GetRotationPolicy(ctx context.Context, keyID string) (Rotat
 
 // SetRotationPolicy implements KeyService.
 func (a *KMSAdapter) SetRotationPolicy(ctx context.Context, keyID string, enabled bool, periodDays int) (RotationPolicy, error) {
+	defer a.changed()
 	return toRotation(a.S.SetRotationPolicy(ctx, kms.SetRotationPolicyInput{KeyID: keyID, Enabled: enabled, PeriodDays: periodDays}))
 }
 
@@ -257,11 +332,13 @@ func (a *KMSAdapter) ListTags(ctx context.Context, keyID string) (map[string]str
 
 // TagKey implements KeyService.
 func (a *KMSAdapter) TagKey(ctx context.Context, keyID string, tags map[string]string) (map[string]string, error) {
+	defer a.changed()
 	return tagsErr(a.S.TagKey(ctx, kms.TagKeyInput{KeyID: keyID, Tags: tags}))
 }
 
 // UntagKey implements KeyService.
 func (a *KMSAdapter) UntagKey(ctx context.Context, keyID string, tagKeys []string) (map[string]string, error) {
+	defer a.changed()
 	return tagsErr(a.S.UntagKey(ctx, kms.UntagKeyInput{KeyID: keyID, TagKeys: tagKeys}))
 }
 
@@ -276,6 +353,7 @@ func (a *KMSAdapter) GetParametersForImport(ctx context.Context, keyID, alg stri
 
 // ImportKeyMaterial implements KeyService.
 func (a *KMSAdapter) ImportKeyMaterial(ctx context.Context, keyID string, token, material []byte) (KeyMetadata, error) {
+	defer a.changed()
 	return toMeta(a.S.ImportKeyMaterial(ctx, kms.ImportKeyMaterialInput{KeyID: keyID, ImportToken: token, EncryptedKeyMaterial: material}))
 }
 
