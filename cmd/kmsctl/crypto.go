@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kmsgo/kmsgo/starter/kmsclient"
 )
 
 type cryptoFlags struct {
@@ -26,6 +28,23 @@ func (f *cryptoFlags) bind(cmd *cobra.Command, valueFlag, valueHelp string) {
 	if valueFlag != "" {
 		cmd.Flags().StringVar(&f.value, valueFlag, "", valueHelp)
 	}
+}
+
+// connect checks that --key is given when needKey, connects to kmsd and
+// parses the --context pairs.
+func (a *app) connect(f *cryptoFlags, needKey bool) (*kmsclient.Client, map[string]string, error) {
+	if needKey && f.key == "" {
+		return nil, nil, errors.New("--key is required")
+	}
+	c, err := a.clientFor()
+	if err != nil {
+		return nil, nil, err
+	}
+	ec, err := parsePairs(f.context, "context")
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, ec, nil
 }
 
 // ParseENC extracts the base64 blob of an ENC(...) value; other input is
@@ -47,14 +66,7 @@ func (a *app) encryptCmd() *cobra.Command {
   kmsctl encrypt --key alias/orders --in secret.bin > secret.enc`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.key == "" {
-				return errors.New("--key is required")
-			}
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
-			ec, err := parsePairs(f.context, "context")
+			c, ec, err := a.connect(&f, true)
 			if err != nil {
 				return err
 			}
@@ -94,11 +106,7 @@ as ENC(...). The plaintext is written to stdout as is (use --base64 for binary d
 The key is found inside the ciphertext; --key additionally asserts which key it must be.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
-			ec, err := parsePairs(f.context, "context")
+			c, ec, err := a.connect(&f, false)
 			if err != nil {
 				return err
 			}
@@ -147,14 +155,7 @@ plaintext key, store only the ciphertext blob, and decrypt it with "kmsctl decry
 when needed. --no-plaintext returns only the ciphertext.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.key == "" {
-				return errors.New("--key is required")
-			}
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
-			ec, err := parsePairs(f.context, "context")
+			c, ec, err := a.connect(&f, true)
 			if err != nil {
 				return err
 			}
@@ -197,14 +198,7 @@ trailing newline is removed). Prefer stdin so the secret stays out of shell hist
   kmsctl enc --key alias/app-config 'jdbc-password'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.key == "" {
-				return errors.New("--key is required")
-			}
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
-			ec, err := parsePairs(f.context, "context")
+			c, ec, err := a.connect(&f, true)
 			if err != nil {
 				return err
 			}

@@ -19,8 +19,10 @@ import (
 	"github.com/kmsgo/kmsgo/starter/kmsclient"
 )
 
-// resolveKey turns a key id or alias name into a key id (path routes take
-// ids only).
+// resolveKey turns a key id or alias name into a key id where kmsclient
+// does not: a key_id query filter, an alias target, and commands that make
+// several calls on one key (resolved once, so every call hits the same key).
+// Key path arguments need no resolving: kmsclient resolves aliases itself.
 func (a *app) resolveKey(ctx context.Context, c *kmsclient.Client, ref string) (string, error) {
 	if !strings.HasPrefix(ref, "alias/") {
 		return ref, nil
@@ -106,11 +108,8 @@ func (a *app) keysCreate() *cobra.Command {
   kmsctl keys create --protection HSM --tag team=pay
   kmsctl keys create --origin EXTERNAL     # then: kmsctl keys import KEY --material-file key.bin`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, _ []string) error {
+			var err error
 			if in.Tags, err = parsePairs(tags, "tag"); err != nil {
 				return err
 			}
@@ -119,7 +118,7 @@ func (a *app) keysCreate() *cobra.Command {
 				return err
 			}
 			return a.printKey(cmd, md)
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&in.Description, "description", "", "free text")
@@ -138,11 +137,7 @@ func (a *app) keysList() *cobra.Command {
 		Use:   "list",
 		Short: "List master keys",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, _ []string) error {
 			var keys []kmsclient.KeyMetadata
 			for {
 				out, err := c.ListKeys(cmd.Context(), in)
@@ -165,7 +160,7 @@ func (a *app) keysList() *cobra.Command {
 						orDash(strings.Join(k.Aliases, ",")), orDash(k.Description))
 				}
 			})
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&in.State, "state", "", "only keys in this state (Enabled, Disabled, PendingDeletion, PendingImport)")
@@ -176,77 +171,52 @@ func (a *app) keysList() *cobra.Command {
 	return cmd
 }
 
-func (a *app) keysDescribe() *cobra.Command {
-	return &cobra.Command{
-		Use:   "describe KEY",
-		Short: "Show a key's metadata",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
-			id, err := a.resolveKey(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			md, err := c.DescribeKey(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			return a.printKey(cmd, md)
-		},
+// withClient returns a RunE that connects to kmsd and then calls run.
+func (a *app) withClient(run func(cmd *cobra.Command, c *kmsclient.Client, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := a.clientFor()
+		if err != nil {
+			return err
+		}
+		return run(cmd, c, args)
 	}
 }
 
+// keyCmd completes cmd as a command on one KEY argument (a key id or an
+// alias name, which kmsclient resolves): it connects, calls call and prints
+// the result with print. cmd brings the name, help texts and flags.
+func keyCmd[T any](a *app, cmd *cobra.Command, call func(c *kmsclient.Client, ctx context.Context, key string) (T, error),
+	print func(cmd *cobra.Command, v T) error) *cobra.Command {
+	cmd.Args = cobra.ExactArgs(1)
+	cmd.RunE = a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, args []string) error {
+		v, err := call(c, cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		return print(cmd, v)
+	})
+	return cmd
+}
+
+func (a *app) keysDescribe() *cobra.Command {
+	return a.keyOp("describe", "Show a key's metadata", (*kmsclient.Client).DescribeKey)
+}
+
 func (a *app) keyOp(name, short string, op func(*kmsclient.Client, context.Context, string) (*kmsclient.KeyMetadata, error)) *cobra.Command {
-	return &cobra.Command{
-		Use:   name + " KEY",
-		Short: short,
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
-			id, err := a.resolveKey(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			md, err := op(c, cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			return a.printKey(cmd, md)
-		},
-	}
+	return keyCmd(a, &cobra.Command{Use: name + " KEY", Short: short}, op, a.printKey)
 }
 
 func (a *app) keysScheduleDeletion() *cobra.Command {
 	var days int
-	cmd := &cobra.Command{
+	cmd := keyCmd(a, &cobra.Command{
 		Use:   "schedule-deletion KEY",
 		Short: "Schedule a key's destruction after a waiting period (7-30 days, cancelable)",
 		Long: `Schedule a key's destruction. The key refuses all cryptographic operations at once; after
 the waiting period its material is destroyed and data encrypted under it can never be
 decrypted again. Use cancel-deletion within the window to keep it.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
-			id, err := a.resolveKey(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			md, err := c.ScheduleKeyDeletion(cmd.Context(), id, days)
-			if err != nil {
-				return err
-			}
-			return a.printKey(cmd, md)
-		},
-	}
+	}, func(c *kmsclient.Client, ctx context.Context, key string) (*kmsclient.KeyMetadata, error) {
+		return c.ScheduleKeyDeletion(ctx, key, days)
+	}, a.printKey)
 	cmd.Flags().IntVar(&days, "days", 30, "waiting period in days (7-30)")
 	return cmd
 }
@@ -260,11 +230,7 @@ func (a *app) keysAlias() *cobra.Command {
   kmsctl keys alias alias/orders 7d2e... --update   # point at another key
   kmsctl keys alias alias/orders --delete`,
 		Args: cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, args []string) error {
 			ctx := cmd.Context()
 			name := args[0]
 			if !strings.HasPrefix(name, "alias/") {
@@ -299,7 +265,7 @@ func (a *app) keysAlias() *cobra.Command {
 			return a.emit(cmd.OutOrStdout(), al, func(tw *tabwriter.Writer) {
 				fmt.Fprintf(tw, "%s\t->\t%s\n", al.AliasName, al.KeyID)
 			})
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&update, "update", false, "point an existing alias at KEY")
 	cmd.Flags().BoolVar(&del, "delete", false, "delete the alias")
@@ -311,12 +277,9 @@ func (a *app) keysAliases() *cobra.Command {
 		Use:   "aliases [KEY]",
 		Short: "List aliases (of one key when KEY is given)",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
-			id := ""
+		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, args []string) error {
+			var id string
+			var err error
 			if len(args) == 1 {
 				if id, err = a.resolveKey(cmd.Context(), c, args[0]); err != nil {
 					return err
@@ -335,7 +298,7 @@ func (a *app) keysAliases() *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%s\n", al.AliasName, al.KeyID)
 				}
 			})
-		},
+		}),
 	}
 }
 
@@ -346,11 +309,7 @@ func (a *app) keysTag() *cobra.Command {
 		Short:   "Add or replace tags (and remove tags with --remove)",
 		Example: "  kmsctl keys tag alias/orders team=pay env=prod --remove owner",
 		Args:    cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, args []string) error {
 			ctx := cmd.Context()
 			id, err := a.resolveKey(ctx, c, args[0])
 			if err != nil {
@@ -380,7 +339,7 @@ func (a *app) keysTag() *cobra.Command {
 			return a.emit(cmd.OutOrStdout(), tags, func(tw *tabwriter.Writer) {
 				fmt.Fprintf(tw, "Tags:\t%s\n", fmtTags(tags))
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringArrayVar(&remove, "remove", nil, "tag key to remove (repeatable)")
 	return cmd
@@ -444,23 +403,8 @@ only the wrapped form. The material file should be deleted securely afterwards.`
 }
 
 func (a *app) keysVersions() *cobra.Command {
-	return &cobra.Command{
-		Use:   "versions KEY",
-		Short: "List a key's versions",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
-			id, err := a.resolveKey(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			vs, err := c.ListKeyVersions(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
+	return keyCmd(a, &cobra.Command{Use: "versions KEY", Short: "List a key's versions"}, (*kmsclient.Client).ListKeyVersions,
+		func(cmd *cobra.Command, vs []kmsclient.KeyVersion) error {
 			return a.emit(cmd.OutOrStdout(), vs, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "VERSION\tSTATE\tPRIMARY\tCREATED")
 				for _, v := range vs {
@@ -468,43 +412,28 @@ func (a *app) keysVersions() *cobra.Command {
 					fmt.Fprintf(tw, "%d\t%s\t%t\t%s\n", v.Version, v.State, v.Primary, fmtTime(&ct))
 				}
 			})
-		},
-	}
+		})
 }
 
 func (a *app) keysRotationPolicy() *cobra.Command {
 	var enable, disable bool
 	var days int
-	cmd := &cobra.Command{
+	cmd := keyCmd(a, &cobra.Command{
 		Use:   "rotation-policy KEY [--enable --period-days N | --disable]",
 		Short: "Show or set automatic rotation",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
-			id, err := a.resolveKey(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			var rp *kmsclient.RotationPolicy
-			switch {
-			case enable && disable:
-				return errors.New("--enable and --disable exclude each other")
-			case enable || disable:
-				rp, err = c.SetRotationPolicy(cmd.Context(), id, enable, days)
-			default:
-				rp, err = c.GetRotationPolicy(cmd.Context(), id)
-			}
-			if err != nil {
-				return err
-			}
-			return a.emit(cmd.OutOrStdout(), rp, func(tw *tabwriter.Writer) {
-				fmt.Fprintf(tw, "Enabled:\t%t\nPeriod days:\t%d\nNext rotation:\t%s\n", rp.Enabled, rp.PeriodDays, fmtTime(rp.NextRotationAt))
-			})
-		},
-	}
+	}, func(c *kmsclient.Client, ctx context.Context, key string) (*kmsclient.RotationPolicy, error) {
+		switch {
+		case enable && disable:
+			return nil, errors.New("--enable and --disable exclude each other")
+		case enable || disable:
+			return c.SetRotationPolicy(ctx, key, enable, days)
+		}
+		return c.GetRotationPolicy(ctx, key)
+	}, func(cmd *cobra.Command, rp *kmsclient.RotationPolicy) error {
+		return a.emit(cmd.OutOrStdout(), rp, func(tw *tabwriter.Writer) {
+			fmt.Fprintf(tw, "Enabled:\t%t\nPeriod days:\t%d\nNext rotation:\t%s\n", rp.Enabled, rp.PeriodDays, fmtTime(rp.NextRotationAt))
+		})
+	})
 	cmd.Flags().BoolVar(&enable, "enable", false, "turn automatic rotation on")
 	cmd.Flags().BoolVar(&disable, "disable", false, "turn automatic rotation off")
 	cmd.Flags().IntVar(&days, "period-days", 0, "rotation period (90-2560; 0 means 365)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,16 +73,7 @@ shell history.`,
 				}
 				p.SecretAccessKey = strings.TrimSpace(string(b))
 			}
-			if a.endpoint != "" {
-				p.Endpoint = a.endpoint
-			}
-			if a.region != "" {
-				p.Region = a.region
-			}
-			if p.Endpoint == "" {
-				p.Endpoint = defaultEndpoint
-			}
-			if p.AccessKeyID == "" || p.SecretAccessKey == "" {
+			if !a.applyFlags(&p) {
 				return errors.New("an access key id and secret are required (--from-file, or --access-key-id with --secret-stdin)")
 			}
 			cf.Profiles[name] = p
@@ -180,11 +172,7 @@ func (a *app) accessKeysCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List access keys (never their secrets)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, _ []string) error {
 			ks, err := c.ListAccessKeys(cmd.Context())
 			if err != nil {
 				return err
@@ -199,17 +187,13 @@ func (a *app) accessKeysCmd() *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.AccessKeyID, k.Status, fmtTime(&ct), orDash(k.Description))
 				}
 			})
-		},
+		}),
 	}
-	op := func(use, short string, f func(c *kmsclient.Client, cmd *cobra.Command, id string) (*kmsclient.AccessKey, error)) *cobra.Command {
+	op := func(use, short string, f func(c *kmsclient.Client, ctx context.Context, id string) (*kmsclient.AccessKey, error)) *cobra.Command {
 		return &cobra.Command{
 			Use: use + " ID", Short: short, Args: cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := a.clientFor()
-				if err != nil {
-					return err
-				}
-				k, err := f(c, cmd, args[0])
+			RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, args []string) error {
+				k, err := f(c, cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
@@ -218,24 +202,16 @@ func (a *app) accessKeysCmd() *cobra.Command {
 					return nil
 				}
 				return a.printAccessKey(cmd, k)
-			},
+			}),
 		}
 	}
 	ak.AddCommand(create, list,
-		op("describe", "Show an access key", func(c *kmsclient.Client, cmd *cobra.Command, id string) (*kmsclient.AccessKey, error) {
-			return c.DescribeAccessKey(cmd.Context(), id)
-		}),
-		op("disable", "Disable an access key (refused by every replica within the auth cache TTL)", func(c *kmsclient.Client, cmd *cobra.Command, id string) (*kmsclient.AccessKey, error) {
-			return c.DisableAccessKey(cmd.Context(), id)
-		}),
-		op("enable", "Enable a disabled access key", func(c *kmsclient.Client, cmd *cobra.Command, id string) (*kmsclient.AccessKey, error) {
-			return c.EnableAccessKey(cmd.Context(), id)
-		}),
-		op("rotate-secret", "Issue a new secret for an access key (shown once)", func(c *kmsclient.Client, cmd *cobra.Command, id string) (*kmsclient.AccessKey, error) {
-			return c.RotateAccessKeySecret(cmd.Context(), id)
-		}),
-		op("delete", "Delete an access key", func(c *kmsclient.Client, cmd *cobra.Command, id string) (*kmsclient.AccessKey, error) {
-			return nil, c.DeleteAccessKey(cmd.Context(), id)
+		op("describe", "Show an access key", (*kmsclient.Client).DescribeAccessKey),
+		op("disable", "Disable an access key (refused by every replica within the auth cache TTL)", (*kmsclient.Client).DisableAccessKey),
+		op("enable", "Enable a disabled access key", (*kmsclient.Client).EnableAccessKey),
+		op("rotate-secret", "Issue a new secret for an access key (shown once)", (*kmsclient.Client).RotateAccessKeySecret),
+		op("delete", "Delete an access key", func(c *kmsclient.Client, ctx context.Context, id string) (*kmsclient.AccessKey, error) {
+			return nil, c.DeleteAccessKey(ctx, id)
 		}),
 	)
 	return ak
@@ -261,11 +237,7 @@ func (a *app) auditCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List audit records, oldest first",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, _ []string) error {
 			var recs []json.RawMessage
 			next := after
 			for {
@@ -307,7 +279,7 @@ func (a *app) auditCmd() *cobra.Command {
 					fmt.Fprintf(tw, "(more: --after %s)\n", next)
 				}
 			})
-		},
+		}),
 	}
 	list.Flags().IntVar(&limit, "limit", 100, "records per page")
 	list.Flags().StringVar(&after, "after", "", "continue after this cursor")
@@ -317,11 +289,7 @@ func (a *app) auditCmd() *cobra.Command {
 		Use:   "verify",
 		Short: "Verify the audit hash chains; exits with status 2 at the first broken link",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.clientFor()
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, _ []string) error {
 			res, err := c.VerifyAudit(cmd.Context())
 			if err != nil {
 				return err
@@ -346,7 +314,7 @@ func (a *app) auditCmd() *cobra.Command {
 				return &exitError{code: 2, err: errors.New(msg)}
 			}
 			return nil
-		},
+		}),
 	}
 	au.AddCommand(list, verify)
 	return au

@@ -129,6 +129,7 @@ type tableFlags struct {
 	columns   []string
 	keyID     string
 	batchSize int
+	older     int // --older-than-version, reencrypt only
 }
 
 func (t *tableFlags) register(cmd *cobra.Command) {
@@ -155,6 +156,9 @@ func (t *tableFlags) spec() (ormplugin.TableSpec, error) {
 			return spec, err
 		}
 		spec.Columns = append(spec.Columns, cs)
+	}
+	if t.older < 0 {
+		return spec, fmt.Errorf("%w: --older-than-version must not be negative", errORMFlags)
 	}
 	return spec, nil
 }
@@ -247,23 +251,30 @@ ormplugin.Config{AllowPlaintextReads: true}.`,
   # progress on stderr:  migrated 1500/10000 rows (15%)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec, err := t.spec()
-			if err != nil {
-				return err
-			}
-			return a.withPlugin(&f, t.keyID, func(db *gorm.DB, p *ormplugin.Plugin) error {
-				prog, err := p.MigrateTable(cmd.Context(), db, spec, ormplugin.RewriteOptions{
-					BatchSize: t.batchSize, Progress: progressPrinter(cmd.ErrOrStderr(), "migrated")})
-				if err != nil {
-					return interrupted(err, prog, "migrate")
-				}
-				return a.emitRewrite(cmd.OutOrStdout(), prog)
-			})
+			return a.rewrite(cmd, &f, &t, "migrate", "migrated", (*ormplugin.Plugin).MigrateTable)
 		},
 	}
 	f.register(cmd)
 	t.register(cmd)
 	return cmd
+}
+
+// rewrite runs migrate or reencrypt (run) over the table of t and prints
+// the result; what names the command in resume hints, verb the progress lines.
+func (a *app) rewrite(cmd *cobra.Command, f *ormFlags, t *tableFlags, what, verb string,
+	run func(*ormplugin.Plugin, context.Context, *gorm.DB, ormplugin.TableSpec, ormplugin.RewriteOptions) (ormplugin.Progress, error)) error {
+	spec, err := t.spec()
+	if err != nil {
+		return err
+	}
+	return a.withPlugin(f, t.keyID, func(db *gorm.DB, p *ormplugin.Plugin) error {
+		prog, err := run(p, cmd.Context(), db, spec, ormplugin.RewriteOptions{
+			BatchSize: t.batchSize, OlderThanVersion: t.older, Progress: progressPrinter(cmd.ErrOrStderr(), verb)})
+		if err != nil {
+			return interrupted(err, prog, what)
+		}
+		return a.emitRewrite(cmd.OutOrStdout(), prog)
+	})
 }
 
 // interrupted explains how to resume after an error midway.
@@ -277,7 +288,6 @@ func interrupted(err error, p ormplugin.Progress, what string) error {
 func (a *app) ormReencryptCmd() *cobra.Command {
 	var f ormFlags
 	var t tableFlags
-	var older int
 	cmd := &cobra.Command{
 		Use:   "reencrypt",
 		Short: "Re-encrypt a table's encrypted columns under fresh data keys",
@@ -290,27 +300,12 @@ and rewrites no row. Batched, resumable and safe to rerun, like migrate.`,
       --column email:string:index=email_bidx --older-than-version 3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec, err := t.spec()
-			if err != nil {
-				return err
-			}
-			if older < 0 {
-				return fmt.Errorf("%w: --older-than-version must not be negative", errORMFlags)
-			}
-			return a.withPlugin(&f, t.keyID, func(db *gorm.DB, p *ormplugin.Plugin) error {
-				prog, err := p.ReencryptTable(cmd.Context(), db, spec, ormplugin.RewriteOptions{
-					BatchSize: t.batchSize, OlderThanVersion: older,
-					Progress: progressPrinter(cmd.ErrOrStderr(), "re-encrypted")})
-				if err != nil {
-					return interrupted(err, prog, "reencrypt")
-				}
-				return a.emitRewrite(cmd.OutOrStdout(), prog)
-			})
+			return a.rewrite(cmd, &f, &t, "reencrypt", "re-encrypted", (*ormplugin.Plugin).ReencryptTable)
 		},
 	}
 	f.register(cmd)
 	t.register(cmd)
-	cmd.Flags().IntVar(&older, "older-than-version", 0, "only values under master key versions below this (0: all values)")
+	cmd.Flags().IntVar(&t.older, "older-than-version", 0, "only values under master key versions below this (0: all values)")
 	return cmd
 }
 

@@ -110,6 +110,15 @@ func (a *app) resolveProfile() (Profile, error) {
 			*o.dst = v
 		}
 	}
+	if !a.applyFlags(&p) {
+		return p, errNoCredentials
+	}
+	return p, nil
+}
+
+// applyFlags lets --endpoint and --region override p and fills in the
+// default endpoint; it reports whether p has an access key and secret.
+func (a *app) applyFlags(p *Profile) bool {
 	if a.endpoint != "" {
 		p.Endpoint = a.endpoint
 	}
@@ -119,10 +128,7 @@ func (a *app) resolveProfile() (Profile, error) {
 	if p.Endpoint == "" {
 		p.Endpoint = defaultEndpoint
 	}
-	if p.AccessKeyID == "" || p.SecretAccessKey == "" {
-		return p, errNoCredentials
-	}
-	return p, nil
+	return p.AccessKeyID != "" && p.SecretAccessKey != ""
 }
 
 func (a *app) clientFor() (*kmsclient.Client, error) {
