@@ -470,7 +470,8 @@ func (s *Server) generateDataKey(withPlaintext bool) handlerFunc {
 		in.KeyID = k.KeyID
 		out, err := s.opts.Keys.GenerateDataKey(rc.ctx, in, withPlaintext)
 		rc.keyVersion = out.KeyVersion
-		rc.onDone(func() { hsm.Zero(out.Plaintext) })
+		pt := out.Plaintext // zeroed even though out.Plaintext is cleared below
+		rc.onDone(func() { hsm.Zero(pt) })
 		s.metrics.cryptoOp(op, k.KeyID, err)
 		if !withPlaintext {
 			out.Plaintext = nil
