@@ -7,7 +7,8 @@
 // descriptors such as "@every 5m"; "@every" below one second rounds up to
 // one second). A time-zone prefix (TZ=, CRON_TZ=) is refused so that a DST
 // jump can never skip a run. cron does not catch up runs missed while the
-// process was down, so Start also runs every job once immediately.
+// process was down, so Start also runs every job once immediately (with a
+// Store: every job that is due, once across all schedulers).
 //
 // Each job is wrapped as cron.NewChain(SkipIfStillRunning, Recover), the
 // per-job equivalent of cron.WithChain: the first wrapper is the
@@ -25,10 +26,21 @@
 // record per run: action AuditAction, reason the job name, the count in the
 // details).
 //
-// Several replicas: the kms operations are compare-and-swap and idempotent,
-// so running the scheduler on every replica is correct; it is merely
-// redundant work (each replica scans for due keys, and at most one of them
-// wins each state change). A lease that elects a single runner is not
-// implemented here; disable the jobs on all but some replicas (kmsd:
-// jobs.enabled: false) if the extra scans matter.
+// Several replicas or application instances: give every scheduler the same
+// Store (Config.Store, a kmsgo_jobs table in the shared database). A
+// scheduled run first claims its period by compare-and-swap on the job's
+// row (NextRunMS moves past now in the same UPDATE), so each period runs on
+// exactly one scheduler; the winner holds a lease it renews every
+// LeaseTTL/3, and a runner that dies frees the job within LeaseTTL, when the
+// next scheduler to look takes it over at once and resumes from the cursor
+// the dead run saved (Cursor, SaveCursor). On-demand runs (RunNow) need the
+// lease only and get ErrLeaseHeld while another runner has the job. The
+// last run's start, end, outcome, item count and error, and the next due
+// time, are persisted (Store.List, Scheduler.States), so a run missed while
+// no scheduler was up is caught up exactly once at the next Start. Times
+// come from each scheduler's clock: keep replicas' clocks within a small
+// fraction of the shortest schedule.
+//
+// Without a Store every scheduler runs every job: the kms operations are
+// compare-and-swap and idempotent, so that is correct but redundant.
 package jobs

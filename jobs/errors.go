@@ -17,6 +17,15 @@ var (
 	// ErrAudit reports that a run changed keys but its audit record could
 	// not be written.
 	ErrAudit = errors.New("jobs: audit record failed")
+	// ErrLeaseHeld reports an on-demand run of a job that another runner
+	// (replica or application instance) is running now.
+	ErrLeaseHeld = errors.New("jobs: job is running elsewhere")
+	// ErrLeaseLost reports a run whose lease expired or was taken over
+	// (the database was unreachable longer than the lease); its context is
+	// cancelled and the next runner resumes from the saved cursor.
+	ErrLeaseLost = errors.New("jobs: lease lost")
+	// ErrNoStore reports a cursor call outside a run with a Store.
+	ErrNoStore = errors.New("jobs: no job store in this run")
 	// ErrStopped reports a Start after Stop.
 	ErrStopped = errors.New("jobs: scheduler stopped")
 )

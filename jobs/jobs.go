@@ -29,6 +29,7 @@ const (
 	DefaultRotateSchedule  = "@every 5m"
 	DefaultOrphanSchedule  = "@every 15m"
 	DefaultTimeout         = 10 * time.Minute
+	DefaultLeaseTTL        = 30 * time.Second
 	// auditTimeout bounds writing the audit record of a run; it is not
 	// cut short by Stop, since the keys have already changed.
 	auditTimeout = 10 * time.Second
@@ -57,6 +58,9 @@ type Result struct {
 	Duration time.Duration
 	Items    int   // items changed (keys destroyed or rotated, objects removed)
 	Err      error // nil on success; wraps ErrPanic or ErrAudit when those happened
+	// Skipped is set when, with a Store, the run did not happen because the
+	// job was not due or another runner held it.
+	Skipped bool
 }
 
 // Config configures a Scheduler. Every field is optional.
@@ -76,6 +80,19 @@ type Config struct {
 	// Audit, when set, is called after each run that changed something
 	// (Items > 0). Its error is logged and counted as a failed run.
 	Audit func(ctx context.Context, r Result) error
+	// Store, when set, makes each job run once per period across every
+	// scheduler sharing its database (replicas, application instances):
+	// a run first takes the job's lease by compare-and-swap, the outcome,
+	// counts and next due time are persisted, and a run missed while no
+	// scheduler was up is caught up once at the next Start.
+	Store *Store
+	// Holder names this scheduler in leases (default: host name, process
+	// id and a random suffix).
+	Holder string
+	// LeaseTTL is how long a lease lasts without renewal (default
+	// DefaultLeaseTTL); a running job renews it every LeaseTTL/3, so a
+	// runner that dies frees its jobs within LeaseTTL.
+	LeaseTTL time.Duration
 }
 
 // Validate checks the schedules and the timeout.
@@ -90,8 +107,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s schedule: %w", s.name, err)
 		}
 	}
-	if c.Timeout < 0 {
-		return fmt.Errorf("%w: negative timeout", ErrInvalidJob)
+	if c.Timeout < 0 || c.LeaseTTL < 0 {
+		return fmt.Errorf("%w: negative timeout or lease", ErrInvalidJob)
 	}
 	return nil
 }
@@ -141,6 +158,7 @@ type Scheduler struct {
 
 type job struct {
 	Job
+	sched   cron.Schedule
 	mu      sync.Mutex // serializes RunNow with scheduled runs
 	wrapped cron.Job   // SkipIfStillRunning(Recover(scheduled run))
 }
@@ -153,6 +171,12 @@ func New(cfg Config, m Maintainer, extra ...Job) (*Scheduler, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.Holder == "" {
+		cfg.Holder = defaultHolder()
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -188,14 +212,14 @@ func New(cfg Config, m Maintainer, extra ...Job) (*Scheduler, error) {
 			cancel()
 			return nil, fmt.Errorf("job %s: %w", j.Name, err)
 		}
-		jj := &job{Job: j}
+		jj := &job{Job: j, sched: sch}
 		l := cronLogger{log: log, job: j.Name, s: s}
 		// First wrapper = outermost: Recover must be inside the skip guard.
 		jj.wrapped = cron.NewChain(cron.SkipIfStillRunning(l), cron.Recover(l)).Then(cron.FuncJob(func() {
 			if s.ctx.Err() != nil {
 				return // stopping
 			}
-			s.run(s.ctx, jj)
+			s.run(s.ctx, jj, true)
 		}))
 		s.cron.Schedule(sch, jj.wrapped)
 		s.jobs[j.Name] = jj
@@ -297,30 +321,59 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (res Result, err er
 			err = res.Err
 		}
 	}()
-	res = s.run(ctx, j)
+	res = s.run(ctx, j, false)
+	if res.Skipped {
+		return res, fmt.Errorf("%w: %q", ErrLeaseHeld, name)
+	}
 	return res, res.Err
 }
 
-// run executes one run of j: bounded by the timeout, logged, counted and
-// audited. A panic in j.Run is recorded here and then propagates (to
-// cron.Recover, or to RunNow).
-func (s *Scheduler) run(ctx context.Context, j *job) Result {
+// run executes one run of j: bounded by the timeout, under the job's
+// lease when a Store is set, logged, counted, audited and persisted.
+// scheduled runs claim the period; on-demand runs only the lease. A panic in
+// j.Run is recorded here and then propagates (to cron.Recover, or to
+// RunNow).
+func (s *Scheduler) run(ctx context.Context, j *job, scheduled bool) Result {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
 	res := Result{Job: j.Name, Started: start.UTC()}
+
+	var lease *runLease
+	if st := s.cfg.Store; st != nil {
+		row, ok, err := st.claim(ctx, j.Name, s.cfg.Holder, start, s.cfg.LeaseTTL, scheduled, j.sched.Next(start))
+		if err != nil {
+			res.Err, res.Duration = err, time.Since(start)
+			s.record(res)
+			return res
+		}
+		if !ok {
+			res.Skipped = true
+			s.log.Debug("job not run: not due or running elsewhere", "job", j.Name, "holder", row.Holder)
+			return res
+		}
+		lease = &runLease{store: st, job: j.Name, holder: s.cfg.Holder, state: row, sched: scheduled}
+		ctx = context.WithValue(ctx, leaseKey{}, lease)
+		stopRenew := s.renewLease(ctx, cancel, lease)
+		defer stopRenew()
+	}
+
 	finished := false
 	defer func() {
 		if !finished { // panicking: record, then let the panic go on
 			res.Duration = time.Since(start)
 			res.Err = ErrPanic
+			s.finish(lease, res)
 			s.record(res)
 		}
 	}()
 	n, err := j.Run(ctx)
 	finished = true
+	if lease != nil && lease.lost.Load() {
+		err = errors.Join(err, fmt.Errorf("%w: %s", ErrLeaseLost, j.Name))
+	}
 	res.Items, res.Err, res.Duration = n, err, time.Since(start)
 	if n > 0 && s.cfg.Audit != nil {
 		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
@@ -329,8 +382,81 @@ func (s *Scheduler) run(ctx context.Context, j *job) Result {
 		}
 		acancel()
 	}
+	s.finish(lease, res)
 	s.record(res)
 	return res
+}
+
+// finish persists the outcome of a leased run and frees the lease.
+func (s *Scheduler) finish(l *runLease, r Result) {
+	if l == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
+	defer cancel()
+	if err := l.store.finish(ctx, l.job, l.holder, r, time.Now()); err != nil {
+		s.log.Error("job outcome not recorded", "job", l.job, "err", err)
+	}
+}
+
+// renewLease extends l every LeaseTTL/3 until the returned stop is called;
+// when the lease is lost it cancels the run.
+func (s *Scheduler) renewLease(ctx context.Context, cancel context.CancelFunc, l *runLease) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(s.cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.LeaseTTL/3)
+				ok, err := l.store.renew(rctx, l.job, l.holder, time.Now().Add(s.cfg.LeaseTTL))
+				rcancel()
+				if err == nil && !ok {
+					l.lost.Store(true)
+					s.log.Error("job lease lost; cancelling the run", "job", l.job)
+					cancel()
+					return
+				}
+				if err != nil {
+					s.log.Warn("job lease not renewed", "job", l.job, "err", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// States returns the persisted state of this scheduler's jobs, in order,
+// with each job's schedule; ErrNoStore without a Store.
+func (s *Scheduler) States(ctx context.Context) ([]JobState, error) {
+	if s.cfg.Store == nil {
+		return nil, ErrNoStore
+	}
+	out := make([]JobState, 0, len(s.order))
+	for _, j := range s.order {
+		st, err := s.cfg.Store.Get(ctx, j.Name)
+		if errors.Is(err, ErrUnknownJob) {
+			st = State{Job: j.Name}
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, JobState{State: st, Schedule: j.Schedule})
+	}
+	return out, nil
+}
+
+// JobState is a job's persisted state with its schedule.
+type JobState struct {
+	State
+	Schedule string
 }
 
 // record logs r and updates the metrics.

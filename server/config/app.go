@@ -187,12 +187,18 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 }
 
 // startJobs starts the maintenance scheduler on this replica. Every
-// replica may run it: the operations are compare-and-swap and idempotent.
+// replica may run it: a lease row in the shared database lets one replica
+// run each job per period.
 func (a *App) startJobs(c Config, log *slog.Logger) error {
 	jc := c.Jobs.config()
 	jc.Logger = log.With("component", "jobs")
 	jc.Registry = a.Registry
 	jc.Audit = auditJob(a.Audit)
+	store, err := jobs.NewStore(a.DB) // one run per period across replicas
+	if err != nil {
+		return err
+	}
+	jc.Store = store
 	s, err := jobs.New(jc, a.KMS)
 	if err != nil {
 		return fmt.Errorf("%w: jobs: %w", ErrInvalid, err)
