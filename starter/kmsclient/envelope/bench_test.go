@@ -174,6 +174,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 			opts := WriterOptions{ExtraKeyIDs: tc.extra, Context: map[string]string{"dir": "logs"}, SizeHint: 32}
 			var out bytes.Buffer
 			var writes, reads int64
+			cpu := cpuTime()
 			for i := 0; b.Loop(); i++ {
 				pt := fmt.Appendf(nil, "log line %d", i)
 				out.Reset()
@@ -198,6 +199,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 				writes += mid - before
 				reads += e.calls.calls.Load() - mid
 			}
+			b.ReportMetric(float64(cpuTime()-cpu)/1e3/float64(b.N), "cpu-µs/file")
 			b.ReportMetric(float64(writes)/float64(b.N), "kmsd-calls/write")
 			b.ReportMetric(float64(reads)/float64(b.N), "kmsd-calls/read")
 		})

@@ -41,6 +41,10 @@ const (
 	MaxContextPairs  = 64
 	MaxContextLen    = 4 << 10 // per key and per value
 
+	// initialBuffer is where Writer and Reader buffers start; they grow
+	// to one chunk only for streams that need it.
+	initialBuffer = 4 << 10
+
 	saltSize        = 32
 	noncePrefixSize = 7
 	macSize         = sha256.Size

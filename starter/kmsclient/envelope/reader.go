@@ -70,7 +70,7 @@ func newReader(src io.Reader, h *Header, dk []byte) (*Reader, error) {
 	if !hmac.Equal(mac[:], h.mac[:]) {
 		return nil, fmt.Errorf("%w: header", ErrAuthentication)
 	}
-	return &Reader{src: src, h: h, k: k, buf: make([]byte, h.ChunkSize+TagSize+1)}, nil
+	return &Reader{src: src, h: h, k: k, buf: make([]byte, min(h.ChunkSize, initialBuffer)+TagSize+1)}, nil
 }
 
 // Header returns the stream's header, authenticated (but for the
@@ -131,7 +131,13 @@ func (r *Reader) nextChunk() {
 		r.have, r.next = 1, 0
 	}
 	full := r.h.ChunkSize + TagSize
-	for r.have < len(r.buf) {
+	for r.have < full+1 {
+		if r.have == len(r.buf) { // grow toward one chunk + look-ahead
+			nb := make([]byte, min(2*len(r.buf), full+1))
+			copy(nb, r.buf[:r.have])
+			clear(r.buf)
+			r.buf = nb
+		}
 		n, err := r.src.Read(r.buf[r.have:])
 		r.have += n
 		if err == io.EOF {

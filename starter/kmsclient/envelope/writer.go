@@ -93,7 +93,7 @@ func newWriter(dst io.Writer, dk []byte, rs []Recipient, cs int, encCtx map[stri
 	if _, err := dst.Write(hb); err != nil {
 		return nil, err
 	}
-	return &Writer{dst: dst, h: h, k: k, buf: make([]byte, cs, cs+TagSize), chunk: cs}, nil
+	return &Writer{dst: dst, h: h, k: k, buf: make([]byte, min(cs, initialBuffer), min(cs, initialBuffer)+TagSize), chunk: cs}, nil
 }
 
 // Header returns the header written (its Size included).
@@ -112,7 +112,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 				return done, err
 			}
 		}
-		m := copy(w.buf[w.n:w.chunk], p)
+		w.grow(len(p))
+		m := copy(w.buf[w.n:], p)
 		w.n += m
 		done += m
 		p = p[m:]
@@ -148,7 +149,8 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 			}
 			continue
 		}
-		m, err := r.Read(w.buf[w.n:w.chunk])
+		w.grow(initialBuffer)
+		m, err := r.Read(w.buf[w.n:])
 		w.n += m
 		total += int64(m)
 		if err == io.EOF {
@@ -158,6 +160,19 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 			return total, err
 		}
 	}
+}
+
+// grow makes room for up to want more bytes in the chunk buffer, which
+// starts small (small streams stay cheap) and grows to one chunk.
+func (w *Writer) grow(want int) {
+	if w.n+want <= len(w.buf) || len(w.buf) == w.chunk {
+		return
+	}
+	size := min(max(2*len(w.buf), w.n+want), w.chunk)
+	nb := make([]byte, size, size+TagSize)
+	copy(nb, w.buf[:w.n])
+	clear(w.buf[:cap(w.buf)])
+	w.buf = nb
 }
 
 // flush seals the buffered chunk and writes it.
@@ -182,6 +197,8 @@ func (w *Writer) flush(last bool) error {
 // will not decrypt) until Close returns nil. Later writes fail.
 func (w *Writer) Close() error {
 	if w.err != nil {
+		clear(w.buf[:cap(w.buf)])
+		w.k = nil
 		if w.err == ErrClosed {
 			return nil
 		}
