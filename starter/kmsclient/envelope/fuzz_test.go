@@ -105,3 +105,69 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// failAfter is a writer or reader that fails once n bytes have passed.
+type failAfter struct {
+	n   int
+	r   io.Reader
+	err error
+}
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		k := f.n
+		f.n = 0
+		return k, f.err
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if f.n == 0 {
+		return 0, f.err
+	}
+	p = p[:min(len(p), f.n)]
+	k, err := f.r.Read(p)
+	f.n -= k
+	return k, err
+}
+
+func TestIOErrorsPropagate(t *testing.T) {
+	boom := errors.New("disk full")
+	pt := bytes.Repeat([]byte("x"), 5*MinChunkSize)
+	// The destination fails inside the body: the error sticks, Close reports it.
+	w, err := newWriter(&failAfter{n: 150, err: boom}, bytes.Clone(fuzzKey), fuzzRecipients, MinChunkSize, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, werr := w.Write(pt)
+	if cerr := w.Close(); !errors.Is(werr, boom) && !errors.Is(cerr, boom) {
+		t.Fatalf("write %v, close %v", werr, cerr)
+	}
+	if _, err := w.Write([]byte("more")); err == nil {
+		t.Fatal("write after failure succeeded")
+	}
+	// The destination fails on the header: no Writer.
+	if _, err := newWriter(&failAfter{n: 10, err: boom}, bytes.Clone(fuzzKey), fuzzRecipients, MinChunkSize, nil); !errors.Is(err, boom) {
+		t.Fatalf("header write: %v", err)
+	}
+	// The source fails mid-body: the reader returns that error, not EOF.
+	stream := sealWithKey(t, pt, MinChunkSize, nil, 7)
+	src := &failAfter{n: len(stream) - 20, r: bytes.NewReader(stream), err: boom}
+	h, err := ReadHeader(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newReader(src, h, bytes.Clone(fuzzKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	if !errors.Is(err, boom) || !bytes.Equal(got, pt[:len(got)]) {
+		t.Fatalf("read: %v after %d bytes", err, len(got))
+	}
+	if _, err := r.Read(make([]byte, 1)); !errors.Is(err, boom) {
+		t.Fatalf("read after failure: %v", err)
+	}
+}
