@@ -124,9 +124,22 @@ func (c *call) key(given string, allowAlias bool, action string) (*kms.KeyMetada
 	return md, c.authorize(action, resources(md)...)
 }
 
+// coreOp names the core operation (its key-state table row) behind each
+// AWS operation that the table governs.
+var coreOp = map[string]kms.Operation{
+	"UpdateKeyDescription": kms.OpUpdateKey, "EnableKey": kms.OpEnableKey, "DisableKey": kms.OpDisableKey,
+	"ScheduleKeyDeletion": kms.OpScheduleKeyDeletion, "CancelKeyDeletion": kms.OpCancelKeyDeletion,
+	"EnableKeyRotation": kms.OpSetRotationPolicy, "DisableKeyRotation": kms.OpSetRotationPolicy,
+	"RotateKeyOnDemand": kms.OpRotateKey, "CreateAlias": kms.OpCreateAlias, "UpdateAlias": kms.OpCreateAlias,
+	"TagResource": kms.OpTagKey, "UntagResource": kms.OpTagKey,
+	"GetParametersForImport": kms.OpGetParametersForImport, "ImportKeyMaterial": kms.OpImportKeyMaterial,
+	"Encrypt": kms.OpEncrypt, "Decrypt": kms.OpDecrypt, "ReEncrypt": kms.OpReEncrypt,
+	"GenerateDataKey": kms.OpGenerateDataKey, "GenerateDataKeyWithoutPlaintext": kms.OpGenerateDataKeyWithoutPlaintext,
+}
+
 // stateError refines the core's invalid-state answer as AWS does: a
-// Disabled key gives DisabledException, other states
-// KMSInvalidStateException, naming the key. keyIDs are the keys the
+// Disabled key gives DisabledException when the operation needs an Enabled
+// key, otherwise KMSInvalidStateException, naming the key. keyIDs are the keys the
 // operation used; their current state is read fresh.
 func (c *call) stateError(err error, keyIDs ...string) error {
 	if !errors.Is(err, kms.ErrInvalidKeyState) {
@@ -142,7 +155,10 @@ func (c *call) stateError(err error, keyIDs ...string) error {
 		case kms.KeyStateEnabled:
 			continue
 		case kms.KeyStateDisabled:
-			return &Error{Type: ExcDisabled, Message: arn + " is disabled.", Cause: err}
+			if op, ok := coreOp[c.op]; ok && kms.Allowed(op, kms.KeyStateEnabled) {
+				return &Error{Type: ExcDisabled, Message: arn + " is disabled.", Cause: err}
+			}
+			return &Error{Type: ExcInvalidState, Message: arn + " is disabled.", Cause: err}
 		case kms.KeyStatePendingDeletion:
 			return &Error{Type: ExcInvalidState, Message: arn + " is pending deletion.", Cause: err}
 		case kms.KeyStatePendingImport:
