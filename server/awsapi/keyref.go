@@ -72,7 +72,13 @@ func (a ARNs) ParseKeyRef(s string, allowAlias bool) (KeyRef, error) {
 		if parts[1] != Partition || parts[3] != a.Region || parts[4] != a.Account {
 			return fail(awsErr(ExcNotFound, "%s does not exist", quote(s)))
 		}
-		ref = strings.TrimPrefix(res, "key/")
+		if id, ok := strings.CutPrefix(res, "key/"); ok {
+			if !validKeyID(id) {
+				return fail(awsErr(ExcNotFound, "Invalid keyId %s", quote(s)))
+			}
+			return KeyRef{KeyID: id}, nil
+		}
+		ref = res
 	}
 	if strings.HasPrefix(ref, kms.AliasPrefix) {
 		if !allowAlias {
