@@ -23,7 +23,7 @@
 // Policy actions per operation (the /v1 names, so one policy governs both
 // protocols):
 //
-//	CreateKey                  kms:CreateKey (and kms:CreateAlias is not needed)
+//	CreateKey                  kms:CreateKey
 //	DescribeKey                kms:DescribeKey
 //	ListKeys                   kms:ListKeys
 //	UpdateKeyDescription       kms:UpdateKey
