@@ -30,8 +30,14 @@ func TestEveryKeyOperationNotFound(t *testing.T) {
 			_, err := c.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: missing})
 			return err
 		},
-		"CancelKeyDeletion": func() error { _, err := c.CancelKeyDeletion(ctx, &kms.CancelKeyDeletionInput{KeyId: missing}); return err },
-		"EnableKeyRotation": func() error { _, err := c.EnableKeyRotation(ctx, &kms.EnableKeyRotationInput{KeyId: missing}); return err },
+		"CancelKeyDeletion": func() error {
+			_, err := c.CancelKeyDeletion(ctx, &kms.CancelKeyDeletionInput{KeyId: missing})
+			return err
+		},
+		"EnableKeyRotation": func() error {
+			_, err := c.EnableKeyRotation(ctx, &kms.EnableKeyRotationInput{KeyId: missing})
+			return err
+		},
 		"DisableKeyRotation": func() error {
 			_, err := c.DisableKeyRotation(ctx, &kms.DisableKeyRotationInput{KeyId: missing})
 			return err
@@ -40,8 +46,14 @@ func TestEveryKeyOperationNotFound(t *testing.T) {
 			_, err := c.GetKeyRotationStatus(ctx, &kms.GetKeyRotationStatusInput{KeyId: missing})
 			return err
 		},
-		"RotateKeyOnDemand": func() error { _, err := c.RotateKeyOnDemand(ctx, &kms.RotateKeyOnDemandInput{KeyId: missing}); return err },
-		"ListKeyRotations":  func() error { _, err := c.ListKeyRotations(ctx, &kms.ListKeyRotationsInput{KeyId: missing}); return err },
+		"RotateKeyOnDemand": func() error {
+			_, err := c.RotateKeyOnDemand(ctx, &kms.RotateKeyOnDemandInput{KeyId: missing})
+			return err
+		},
+		"ListKeyRotations": func() error {
+			_, err := c.ListKeyRotations(ctx, &kms.ListKeyRotationsInput{KeyId: missing})
+			return err
+		},
 		"CreateAlias": func() error {
 			_, err := c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/a"), TargetKeyId: missing})
 			return err
@@ -55,7 +67,10 @@ func TestEveryKeyOperationNotFound(t *testing.T) {
 			_, err := c.UntagResource(ctx, &kms.UntagResourceInput{KeyId: missing, TagKeys: []string{"k"}})
 			return err
 		},
-		"ListResourceTags": func() error { _, err := c.ListResourceTags(ctx, &kms.ListResourceTagsInput{KeyId: missing}); return err },
+		"ListResourceTags": func() error {
+			_, err := c.ListResourceTags(ctx, &kms.ListResourceTagsInput{KeyId: missing})
+			return err
+		},
 		"Encrypt": func() error {
 			_, err := c.Encrypt(ctx, &kms.EncryptInput{KeyId: missing, Plaintext: []byte("x")})
 			return err
