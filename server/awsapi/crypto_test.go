@@ -99,6 +99,21 @@ func TestEncryptDecrypt(t *testing.T) {
 	must[*kms.DisableKeyOutput](t)(c.DisableKey(ctx, &kms.DisableKeyInput{KeyId: k2.KeyId}))
 	_, err = c.ReEncrypt(ctx, &kms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, SourceEncryptionContext: ec, DestinationKeyId: k2.KeyId})
 	wantExc[*types.DisabledException](t, err, http.StatusConflict)
+
+	// The precise reason of an opaque decryption failure is in the audit
+	// log only, never in the answer.
+	reasons := map[string]bool{}
+	for _, r := range auditRecords(t, srv) {
+		if r.Action == "kms:Decrypt" && r.Details["aws_error"] == "InvalidCiphertextException" {
+			if r.ReasonCode != "InvalidCiphertext" {
+				t.Fatalf("reason code %q", r.ReasonCode)
+			}
+			reasons[r.Details["reason"]] = true
+		}
+	}
+	if !reasons["auth_failed"] || !reasons["malformed"] {
+		t.Fatalf("audit reasons %v, want auth_failed and malformed", reasons)
+	}
 }
 
 func TestDataKeysAndRandom(t *testing.T) {

@@ -109,6 +109,9 @@ type Error struct {
 	Type    string
 	Message string
 	Cause   error
+	// Reason is a finer internal reason for the audit record (for example
+	// kms.ReasonMalformed); never shown to the caller.
+	Reason string
 }
 
 func (e *Error) Error() string { return e.Type + ": " + e.Message }

@@ -321,6 +321,8 @@ func (h *Handler) audit(c *call, reqID, clientIP string, status int, e *Error) e
 		rec.Details["aws_error"] = e.Type
 		if reason := kms.ReasonCode(e.Cause); reason != "" {
 			rec.Details["reason"] = reason
+		} else if e.Reason != "" {
+			rec.Details["reason"] = e.Reason
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), h.o.AuditTimeout)

@@ -1,6 +1,7 @@
 package awsapi
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/kmsgo/kmsgo/hsm"
@@ -84,7 +85,11 @@ func (c *call) ciphertextKey(blob []byte, named, param, action string) (*kms.Key
 	}
 	b, err := ciphertext.Parse(blob)
 	if err != nil {
-		return nil, &Error{Type: ExcInvalidCiphertext, Message: "the ciphertext could not be decrypted", Cause: err}
+		reason := kms.ReasonMalformed
+		if errors.Is(err, ciphertext.ErrUnknownFormat) {
+			reason = kms.ReasonUnknownFormat
+		}
+		return nil, &Error{Type: ExcInvalidCiphertext, Message: "the ciphertext could not be decrypted", Cause: err, Reason: reason}
 	}
 	if named != "" {
 		ref, err := c.h.arns.ParseKeyRef(named, true)
@@ -97,13 +102,15 @@ func (c *call) ciphertextKey(blob []byte, named, param, action string) (*kms.Key
 		}
 		if want.KeyID != b.KeyID {
 			c.resources = appendUnique(c.resources, resources(want)...)
-			return nil, awsErr(ExcIncorrectKey, "the key in %s does not match the key that encrypted the ciphertext", param)
+			e := awsErr(ExcIncorrectKey, "the key in %s does not match the key that encrypted the ciphertext", param)
+			e.Reason = kms.ReasonKeyMismatch
+			return nil, e
 		}
 	}
 	md, err := c.h.describe(c.ctx, b.KeyID)
 	if err != nil {
 		if e := toAWS(err); e.Type == ExcNotFound {
-			return nil, &Error{Type: ExcInvalidCiphertext, Message: "the ciphertext could not be decrypted", Cause: err}
+			return nil, &Error{Type: ExcInvalidCiphertext, Message: "the ciphertext could not be decrypted", Cause: err, Reason: kms.ReasonKeyNotFound}
 		}
 		return nil, err
 	}
