@@ -19,6 +19,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kmsgo/kmsgo/hsm"
 	"github.com/kmsgo/kmsgo/server/audit"
 	"github.com/kmsgo/kmsgo/server/auth"
@@ -39,7 +41,20 @@ const (
 	// HeaderRequestID is AWS's request id header; the value is the
 	// X-Request-Id of the /v1 middleware when there is one.
 	HeaderRequestID = "X-Amzn-Requestid"
+	// HeaderErrorType repeats an error answer's __type, as AWS does.
+	HeaderErrorType = "X-Amzn-Errortype"
 )
+
+// statusWriter remembers the status of the answer (for metrics).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
 
 // Options wires a Handler. KMS, Auth and Audit are required.
 type Options struct {
@@ -61,6 +76,8 @@ type Options struct {
 	MaxInFlight int
 	// AuditTimeout bounds one audit append (default 5s).
 	AuditTimeout time.Duration
+	// Registry receives the kms_aws_* metrics. Nil: no metrics.
+	Registry prometheus.Registerer
 	// MetadataTTL bounds how long a resolved key reference (id, aliases,
 	// state) is reused for authorization (default kms.DefaultMetadataTTL,
 	// the bound the core applies to key state; negative disables).
@@ -69,11 +86,12 @@ type Options struct {
 
 // Handler serves the AWS KMS JSON protocol.
 type Handler struct {
-	o     Options
-	arns  ARNs
-	log   *slog.Logger
-	ops   map[string]operation
-	slots chan struct{}
+	o       Options
+	arns    ARNs
+	log     *slog.Logger
+	ops     map[string]operation
+	slots   chan struct{}
+	metrics *metrics
 
 	mu    sync.Mutex
 	cache map[string]cachedKey
@@ -116,6 +134,13 @@ func New(o Options) (*Handler, error) {
 		h.slots = make(chan struct{}, o.MaxInFlight)
 	}
 	h.ops = h.operations()
+	if o.Registry != nil {
+		m, err := newMetrics(o.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("awsapi: metrics: %w", err)
+		}
+		h.metrics = m
+	}
 	return h, nil
 }
 
@@ -162,7 +187,11 @@ type call struct {
 func (c *call) onDone(f func()) { c.cleanup = append(c.cleanup, f) }
 
 // Serve answers one AWS KMS request. clientIP is recorded in the audit log.
-func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, clientIP string) {
+func (h *Handler) Serve(rw http.ResponseWriter, r *http.Request, clientIP string) {
+	start := time.Now()
+	w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
+	var op string
+	defer func() { h.observe(op, w.status, w.Header().Get(HeaderErrorType), time.Since(start)) }()
 	reqID := w.Header().Get("X-Request-Id")
 	if reqID == "" {
 		var b [16]byte
@@ -360,6 +389,7 @@ func (h *Handler) writeError(w http.ResponseWriter, reqID string, e *Error, op s
 		h.log.Log(context.Background(), level, "aws request failed", attrs...)
 	}
 	b, _ := json.Marshal(errorBody{Type: e.Type, Message: e.Message})
+	w.Header().Set(HeaderErrorType, e.Type)
 	w.Header().Set("Content-Type", ContentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)

@@ -2,6 +2,7 @@ package awsapi_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -166,8 +167,8 @@ func TestProtocolShape(t *testing.T) {
 			if st != tc.status {
 				t.Fatalf("status %d, want %d: %s", st, tc.status, body)
 			}
-			if typ, _ := awsError(t, body); typ != tc.typ {
-				t.Fatalf("__type %s, want %s", typ, tc.typ)
+			if typ, _ := awsError(t, body); typ != tc.typ || h.Get("X-Amzn-Errortype") != tc.typ {
+				t.Fatalf("__type %s, header %s, want %s", typ, h.Get("X-Amzn-Errortype"), tc.typ)
 			}
 			if h.Get("Content-Type") != ct || h.Get("X-Amzn-Requestid") == "" {
 				t.Fatalf("headers %v", h)
@@ -181,6 +182,26 @@ func TestProtocolShape(t *testing.T) {
 	var lk map[string]any
 	if err := json.Unmarshal(body, &lk); err != nil || lk["Truncated"] != false {
 		t.Fatalf("ListKeys answer %s", body)
+	}
+	// The answers are counted in /metrics.
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var exposition strings.Builder
+	if _, err := io.Copy(&exposition, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`kms_aws_requests_total{error="",operation="ListKeys",status="200"} 1`,
+		`kms_aws_requests_total{error="NotFoundException",operation="DescribeKey",status="404"} 1`,
+		`kms_aws_requests_total{error="UnknownOperationException",operation="unsupported",status="400"} 3`,
+		`kms_aws_request_duration_seconds_count{operation="Decrypt"} 1`,
+	} {
+		if !strings.Contains(exposition.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	// /v1 keeps its own error shape and routes.
 	st, _ = srv.Do(t, http.MethodGet, "/", nil)

@@ -154,7 +154,7 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 	db := a.DB
 	backend := a.HSM
 	awsh, err := awsapi.New(awsapi.Options{KMS: a.KMS, Auth: a.Auth, Audit: a.Audit, AccountID: c.AWS.AccountID,
-		Logger: log, MaxBodyBytes: c.Limits.MaxBodyBytes, MaxInFlight: c.Limits.MaxInFlight, MetadataTTL: c.KMS.MetadataTTL})
+		Logger: log, Registry: a.Registry, MaxBodyBytes: c.Limits.MaxBodyBytes, MaxInFlight: c.Limits.MaxInFlight, MetadataTTL: c.KMS.MetadataTTL})
 	if err != nil {
 		return nil, err
 	}
