@@ -54,4 +54,11 @@
 // multi-Region keys, expiring imported material) are refused with
 // UnsupportedOperationException rather than ignored, and unknown fields are
 // a ValidationException: a request is never half-applied.
+//
+// Requests beyond Options.MaxInFlight get ThrottlingException (SDKs retry
+// it with back-off); an HSM outage is DependencyTimeoutException (503,
+// retried); every answer is counted in kms_aws_requests_total{operation,
+// status,error} and kms_aws_request_duration_seconds{operation}. Audit
+// records carry the /v1 error code as reason code (so one query covers both
+// protocols) and details protocol=aws-json-1.1, operation and aws_error.
 package awsapi
