@@ -30,6 +30,7 @@ import (
 	"github.com/kmsgo/kmsgo/jobs"
 	"github.com/kmsgo/kmsgo/server/audit"
 	"github.com/kmsgo/kmsgo/server/auth"
+	"github.com/kmsgo/kmsgo/server/awsapi"
 	"github.com/kmsgo/kmsgo/server/httpapi"
 	"github.com/kmsgo/kmsgo/server/kms"
 	"github.com/kmsgo/kmsgo/server/migrate"
@@ -152,6 +153,11 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 	}
 	db := a.DB
 	backend := a.HSM
+	awsh, err := awsapi.New(awsapi.Options{KMS: a.KMS, Auth: a.Auth, Audit: a.Audit, AccountID: c.AWS.AccountID,
+		Logger: log, Registry: a.Registry, MaxBodyBytes: c.Limits.MaxBodyBytes, MaxInFlight: c.Limits.MaxInFlight, MetadataTTL: c.KMS.MetadataTTL})
+	if err != nil {
+		return nil, err
+	}
 	a.Handler, err = httpapi.New(httpapi.Options{
 		Keys:       &httpapi.KMSAdapter{S: a.KMS, TTL: c.KMS.MetadataTTL},
 		AccessKeys: httpapi.AuthAdapter{S: a.Auth},
@@ -174,6 +180,7 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 		MaxInFlight:       c.Limits.MaxInFlight,
 		MaxBodyBytes:      c.Limits.MaxBodyBytes,
 		MaxBatchBodyBytes: c.Limits.MaxBatchBodyBytes,
+		AWS:               awsh.Serve,
 	})
 	if err != nil {
 		return nil, err

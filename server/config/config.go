@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kmsgo/kmsgo/jobs"
+	"github.com/kmsgo/kmsgo/server/awsapi"
 )
 
 // Config is kmsd's configuration. Every field can be set in the YAML file
@@ -47,6 +48,7 @@ type Config struct {
 	KMS      KMSConfig      `yaml:"kms"`
 	Limits   LimitsConfig   `yaml:"limits"`
 	Jobs     JobsConfig     `yaml:"jobs"`
+	AWS      AWSConfig      `yaml:"aws"`
 	Log      LogConfig      `yaml:"log"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -148,6 +150,15 @@ type JobsConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
+// AWSConfig configures the AWS-KMS-compatible endpoint (POST /, package
+// awsapi).
+type AWSConfig struct {
+	// AccountID is the 12-digit account id in the ARNs kmsd shows and
+	// accepts (arn:aws:kms:<region>:<account_id>:key/<id>); the region is
+	// Region. Empty means awsapi.DefaultAccountID.
+	AccountID string `yaml:"account_id"`
+}
+
 // LogConfig configures the structured log on stderr.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
@@ -163,6 +174,7 @@ func Defaults() Config {
 		Database:        DatabaseConfig{Driver: "sqlite"},
 		HSM:             HSMConfig{Backend: "dev", PINEnv: "KMSD_HSM_PIN"},
 		Jobs:            defaultJobs(),
+		AWS:             AWSConfig{AccountID: awsapi.DefaultAccountID},
 		Log:             LogConfig{Level: "info", Format: "json"},
 		ShutdownTimeout: 15 * time.Second,
 	}
@@ -324,6 +336,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Jobs.config().Validate(); err != nil {
 		return fmt.Errorf("%w: jobs: %w", ErrInvalid, err)
+	}
+	if c.AWS.AccountID != "" && !awsapi.ValidAccountID(c.AWS.AccountID) {
+		return fmt.Errorf("%w: aws.account_id must be 12 digits", ErrInvalid)
 	}
 	switch c.Log.Format {
 	case "json", "text":

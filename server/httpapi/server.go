@@ -68,6 +68,10 @@ type Options struct {
 	// even when the client went away: an executed operation is always
 	// either audited or reported as failed.
 	AuditTimeout time.Duration
+
+	// AWS, when set, serves POST / (the AWS KMS JSON protocol, package
+	// awsapi) with the client address derived like the /v1 routes'.
+	AWS func(w http.ResponseWriter, r *http.Request, clientIP string)
 }
 
 // Server is the kmsd HTTP handler.
@@ -128,6 +132,10 @@ func New(o Options) (*Server, error) {
 		s.engine.Handle(r.Method, r.Path, s.wrap(r))
 	}
 	s.engine.NoRoute(func(c *gin.Context) {
+		if o.AWS != nil && c.Request.Method == http.MethodPost && c.Request.URL.Path == "/" {
+			o.AWS(c.Writer, c.Request, c.ClientIP()) // outside the /v1 route table and its OpenAPI document
+			return
+		}
 		s.writeError(c, CodeNotFound, "no such route")
 	})
 	return s, nil
