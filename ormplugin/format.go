@@ -13,11 +13,11 @@ import (
 const (
 	valuePrefix  = "kms1:"
 	valuePrefix2 = "kms2:"
-	dkIDLen     = 8
-	nonceLen    = 12
-	tagLen      = 16
+	dkIDLen      = 8
+	nonceLen     = 12
+	tagLen       = 16
 	// overhead is the number of binary bytes added to the plaintext.
-	overhead = dkIDLen + nonceLen + tagLen
+	overhead  = dkIDLen + nonceLen + tagLen
 	aadLabel  = "kmsgo/ormplugin/v1"
 	aadLabel2 = "kmsgo/ormplugin/v2"
 )
