@@ -628,6 +628,13 @@ func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, b
 	if len(updates) == 0 {
 		return res, nil
 	}
+	if p.beforeRewrite != nil {
+		pks := make([]any, len(updates))
+		for i, u := range updates {
+			pks[i] = u.pk
+		}
+		p.beforeRewrite(pks)
+	}
 	var written int64
 	var conflicts []any
 	var conflictValues int64

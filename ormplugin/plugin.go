@@ -69,6 +69,10 @@ type Plugin struct {
 	infoMu sync.Mutex
 	info   map[*schema.Schema]*schemaInfo
 	err    error
+
+	// beforeRewrite (tests only) runs between reading a rewrite batch and
+	// writing it, with the primary keys about to be written.
+	beforeRewrite func(pks []any)
 }
 
 // New returns a plugin that wraps its data keys with cfg.KeyID in kms.
@@ -112,6 +116,9 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	if p.err != nil {
 		return p.err
 	}
+	if err := checkPrivateMemoryDB(db); err != nil {
+		return err
+	}
 	p.db = db.Session(&gorm.Session{NewDB: true})
 	if err := p.db.AutoMigrate(&dataKeyRow{}, &indexKeyRow{}); err != nil {
 		return fmt.Errorf("ormplugin: create key tables: %w", err)
@@ -139,6 +146,33 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		if r.err != nil {
 			return fmt.Errorf("ormplugin: register %s callback: %w", r.name, r.err)
 		}
+	}
+	return nil
+}
+
+// checkPrivateMemoryDB refuses a SQLite in-memory database private to each
+// connection (":memory:"): the plugin reads and writes its key rows on other
+// connections of the pool than the statement's, which would each see
+// another, empty database (a new data key per write transaction, keys that
+// cannot be found on read). The DSN is read by reflection so that the
+// plugin does not import a SQLite driver.
+func checkPrivateMemoryDB(db *gorm.DB) error {
+	if db.Dialector == nil || db.Dialector.Name() != "sqlite" {
+		return nil
+	}
+	rv := reflect.Indirect(reflect.ValueOf(db.Dialector))
+	if rv.Kind() != reflect.Struct {
+		return nil
+	}
+	f := rv.FieldByName("DSN")
+	if !f.IsValid() || f.Kind() != reflect.String {
+		return nil
+	}
+	dsn := strings.ToLower(f.String())
+	shared := strings.Contains(dsn, "cache=shared")
+	if !shared && (dsn == "" || strings.HasPrefix(dsn, ":memory:") || strings.HasPrefix(dsn, "file::memory:") || strings.Contains(dsn, "mode=memory")) {
+		return fmt.Errorf("%w: SQLite :memory: gives every connection of the pool its own empty database, and the plugin keeps its keys through other connections than the statement's; "+
+			"use a database file, or a shared in-memory database (\"file::memory:?cache=shared\", or \"file:NAME?mode=memory&cache=shared\")", ErrConfig)
 	}
 	return nil
 }
@@ -737,6 +771,30 @@ func (p *Plugin) fillRowIndexes(ctx context.Context, db *gorm.DB, si *schemaInfo
 		}
 		if err := fi.index.Set(ctx, row, bidx); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// Validate parses the kms tags of models and returns the first error
+// (ErrConfig, ErrUnsupportedType): an unknown option, an index that is not
+// a []byte field, or row binding to an auto-increment key. Without it such
+// errors surface on the model's first statement; call it at start-up,
+// after db.Use, to fail at registration instead.
+func (p *Plugin) Validate(models ...any) error {
+	if p.err != nil {
+		return p.err
+	}
+	if p.db == nil {
+		return fmt.Errorf("%w: register the plugin with db.Use first", ErrConfig)
+	}
+	for _, m := range models {
+		stmt := &gorm.Statement{DB: p.db}
+		if err := stmt.Parse(m); err != nil {
+			return err
+		}
+		if si := p.schemaInfo(stmt.Schema); si.err != nil {
+			return si.err
 		}
 	}
 	return nil
