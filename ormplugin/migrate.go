@@ -415,7 +415,17 @@ func (p *Plugin) rewrite(ctx context.Context, db *gorm.DB, model any, table stri
 		if mode == modeReencrypt {
 			break
 		}
-		if (pass > 1 && prog.Found == 0) || pass == maxPasses {
+		if pass > 1 && prog.Found == 0 {
+			break
+		}
+		if pass == maxPasses {
+			// Plaintext kept coming back (a writer without the plugin, a
+			// trigger): count what is left now, without writing.
+			n, err := p.countPlaintext(ctx, db, ts, opts.BatchSize)
+			if err != nil {
+				return prog, err
+			}
+			prog.Remaining = n
 			break
 		}
 	}
@@ -436,6 +446,30 @@ func (p *Plugin) rewrite(ctx context.Context, db *gorm.DB, model any, table stri
 		}
 	}
 	return prog, nil
+}
+
+// countPlaintext counts the plaintext values of the table (see classify).
+func (p *Plugin) countPlaintext(ctx context.Context, db *gorm.DB, ts *tableScan, batchSize int) (int64, error) {
+	var n int64
+	err := ts.each(ctx, db, batchSize, func(batch []rewriteRow) error {
+		for _, r := range batch {
+			for i, fi := range ts.fields {
+				if !r.vals[i].Valid {
+					continue
+				}
+				kind, plain, err := p.classify(ctx, fi.key(), ts.bindCtx(r, i), r.vals[i].V)
+				clear(plain)
+				if err != nil && kind != valBad {
+					return err
+				}
+				if kind == valPlain {
+					n++
+				}
+			}
+		}
+		return nil
+	})
+	return n, err
 }
 
 // canonicalPlain decodes a stored plaintext as the field's type and encodes
