@@ -184,9 +184,12 @@
 // returns each encrypted column decrypted, as a value of the field's Go type
 // (string, *string, Profile, ...) or nil for NULL. Only Find, First, Take
 // and Last decrypt maps: Scan, ScanRows and Raw into a map bypass the
-// query callbacks and return the stored ciphertext, and so does Pluck of an
-// encrypted column (db.Model(&User{}).Pluck("email", &emails) gives
-// ciphertexts): select into a struct or a map instead. A struct field without
+// query callbacks and return the stored ciphertext. Pluck of an encrypted
+// column (db.Model(&User{}).Pluck("email", &emails), or Select("email") with
+// Find into a slice) decrypts into string, []byte or any elements (any gets
+// the field's Go type); it needs the Model (db.Table(...).Pluck returns the
+// ciphertext) and fails with ErrBindMissing on a row-bound column (select
+// the bound column too, into a struct). A struct field without
 // the serializer tag receives the stored ciphertext as is: give DTO fields
 // `gorm:"serializer:kms" kms:"table=<model table>"`. Create from a map and SQL
 // expressions (gorm.Expr) assigned to encrypted columns are rejected with
