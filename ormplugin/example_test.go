@@ -104,7 +104,8 @@ func ExamplePlugin_MigratePlaintext() {
 	prog, err := p.MigratePlaintext(context.Background(), db, &User{}, RewriteOptions{
 		BatchSize: 500,
 		Progress: func(pr Progress) {
-			fmt.Printf("%s: %d/%d rows, %d values encrypted\n", pr.Table, pr.Scanned, pr.Total, pr.Rewritten)
+			fmt.Printf("%s %s: %d/%d rows scanned, %d plaintext values found, %d encrypted so far\n",
+				pr.Table, pr.Phase, pr.Scanned, pr.Total, pr.Found, pr.Rewritten)
 		},
 	})
 	if err != nil {
@@ -114,7 +115,9 @@ func ExamplePlugin_MigratePlaintext() {
 	_ = db.Where(Equal("Email", "b@example.com")).First(&u).Error
 	fmt.Println(prog.Rewritten, u.Email, u.Phone == nil)
 	// Output:
-	// users: 2/2 rows, 3 values encrypted
+	// users check: 2/2 rows scanned, 3 plaintext values found, 0 encrypted so far
+	// users rewrite: 2/2 rows scanned, 3 plaintext values found, 3 encrypted so far
+	// users verify: 2/2 rows scanned, 0 plaintext values found, 3 encrypted so far
 	// 3 b@example.com true
 }
 
@@ -126,7 +129,8 @@ func ExampleRenewDataKeys() {
 	kms, _ := newTestKMS(tb)
 	_ = db.Use(New(kms, Config{KeyID: "alias/orders"}))
 	_ = db.AutoMigrate(&User{})
-	_ = db.Create(&User{Email: "a@example.com"}).Error
+	phone := "+1 555 0100"
+	_ = db.Create(&User{Email: "a@example.com", Phone: &phone}).Error
 
 	kms.Rotate() // an admin rotates the master key
 	prog, err := RenewDataKeys(context.Background(), db, kms, RenewOptions{})
@@ -158,15 +162,72 @@ func ExamplePlugin_MigrateTable() {
 			{Name: "card", Type: TypeString, Index: "card_bidx"},
 			{Name: "meta", Type: TypeJSON},
 		},
-	}, RewriteOptions{Progress: func(pr Progress) { fmt.Printf("%d/%d\n", pr.Scanned, pr.Total) }})
-	fmt.Println(prog.Rewritten, err)
+	}, RewriteOptions{Progress: func(pr Progress) { fmt.Printf("%s %d/%d\n", pr.Phase, pr.Scanned, pr.Total) }})
+	fmt.Println(prog.Rewritten, prog.Remaining, err)
 	// Output:
-	// 1/1
-	// 2 <nil>
+	// check 1/1
+	// rewrite 1/1
+	// verify 1/1
+	// 2 0 <nil>
 }
 
 func ExampleCiphertextLen() {
 	// A column for 64-byte plaintexts needs this many characters:
 	fmt.Println(CiphertextLen(64))
 	// Output: 139
+}
+
+// TableStatus tells, without kmsd, how many plaintext values a table still
+// has: 0 everywhere means migration is complete.
+func ExampleTableStatus() {
+	db, done := exampleDB()
+	defer done()
+	tb := newExampleTB()
+	defer tb.close()
+	kms, _ := newTestKMS(tb)
+	_ = db.Exec("CREATE TABLE users (id integer primary key, email text, email_bidx blob, phone text)").Error
+	_ = db.Exec("INSERT INTO users (email, phone) VALUES ('a@example.com', '1'), ('b@example.com', NULL)").Error
+	spec := TableSpec{Table: "users", Columns: []ColumnSpec{{Name: "email", Index: "email_bidx"}, {Name: "phone"}}}
+	show := func() {
+		cols, _ := TableStatus(context.Background(), db, spec)
+		for _, c := range cols {
+			fmt.Printf("%s: %d values, %d plaintext, %d keys in use\n", c.Column, c.Values, c.Plaintext, c.KeysInUse)
+		}
+	}
+	show()
+	p := New(kms, Config{KeyID: "alias/orders"})
+	_ = db.Use(p)
+	_, _ = p.MigrateTable(context.Background(), db, spec, RewriteOptions{})
+	show()
+	// Output:
+	// email: 2 values, 2 plaintext, 0 keys in use
+	// phone: 1 values, 1 plaintext, 0 keys in use
+	// email: 2 values, 0 plaintext, 1 keys in use
+	// phone: 1 values, 0 plaintext, 1 keys in use
+}
+
+// Verify lists the values that cannot be read, by primary key and column.
+func ExamplePlugin_Verify() {
+	db, done := exampleDB()
+	defer done()
+	tb := newExampleTB()
+	defer tb.close()
+	kms, _ := newTestKMS(tb)
+	p := New(kms, Config{KeyID: "alias/orders"})
+	_ = db.Use(p)
+	_ = db.AutoMigrate(&User{})
+	_ = db.Create(&[]User{{Email: "a@example.com"}, {Email: "b@example.com"}}).Error
+	_ = db.Exec("UPDATE users SET email = 'written without the plugin' WHERE id = 2").Error
+
+	var u []User
+	err := db.Find(&u).Error
+	fmt.Println(err)
+	res, _ := p.Verify(context.Background(), db, &User{}, VerifyOptions{Report: func(b BadValue) {
+		fmt.Println("bad:", b.PrimaryKey, b.Column, b.Problem)
+	}})
+	fmt.Println(res.Rows, res.Bad())
+	// Output:
+	// users.email (id=2): ormplugin: stored value is not ormplugin ciphertext
+	// bad: 2 email plaintext
+	// 2 1
 }
