@@ -285,6 +285,7 @@ func (c *Config) applyLoop() {
 			continue
 		}
 		c.stats.reloadErrors.Add(1)
+		err = fmt.Errorf("configcenter: reload: %w", err)
 		c.report("configcenter: change rejected; keeping the last good configuration", err)
 		if errors.Is(err, ErrKMSUnavailable) {
 			if timer != nil {
