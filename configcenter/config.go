@@ -287,10 +287,11 @@ func (c *Config) applyLoop() {
 		c.stats.reloadErrors.Add(1)
 		err = fmt.Errorf("configcenter: reload: %w", err)
 		c.report("configcenter: change rejected; keeping the last good configuration", err)
+		if timer != nil {
+			timer.Stop()
+			retry = nil
+		}
 		if errors.Is(err, ErrKMSUnavailable) {
-			if timer != nil {
-				timer.Stop()
-			}
 			timer = time.NewTimer(delay)
 			retry = timer.C
 			delay = min(2*delay, maxRetryInterval)
