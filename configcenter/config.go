@@ -305,13 +305,17 @@ func (c *Config) apply(states []State) error {
 	if err != nil {
 		return err
 	}
-	old := c.cur.Swap(snap)
-	c.res.cache = next
-	if reflect.DeepEqual(old.k.Raw(), snap.k.Raw()) {
-		return nil
+	// Only this goroutine stores snapshots, so Load then Store is a swap.
+	old := c.cur.Load()
+	same := reflect.DeepEqual(old.k.Raw(), snap.k.Raw())
+	if !same {
+		c.stats.reloads.Add(1) // counted before the snapshot is visible
 	}
-	c.stats.reloads.Add(1)
-	c.notify(old, snap)
+	c.cur.Store(snap)
+	c.res.cache = next
+	if !same {
+		c.notify(old, snap)
+	}
 	return nil
 }
 
