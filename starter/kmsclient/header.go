@@ -3,6 +3,7 @@ package kmsclient
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // Layout of the public header of a kmsd ciphertext blob (format v1): one
@@ -48,7 +49,7 @@ func ParseCiphertextHeader(blob []byte) (CiphertextHeader, error) {
 		}
 	}
 	v := binary.BigEndian.Uint32(blob[2+n:])
-	if v == 0 || v > 1<<31-1 {
+	if v == 0 || uint64(v) > uint64(math.MaxInt) {
 		return CiphertextHeader{}, fmt.Errorf("%w: key version %d", ErrInvalidCiphertext, v)
 	}
 	return CiphertextHeader{KeyID: string(id), KeyVersion: int(v)}, nil
