@@ -261,6 +261,9 @@ func TestSeveralDataIDs(t *testing.T) {
 }
 
 func TestServerRestartResubscribes(t *testing.T) {
+	if inChildWithoutRace(t) {
+		return
+	}
 	srv := nacostest.StartT(t, nacostest.Options{})
 	srv.Publish(ns, grp, "app.yaml", "v: 1\n")
 	src := newSource(t, baseConfig(t, srv, "app.yaml"))
@@ -495,4 +498,40 @@ func walkFiles(t *testing.T, root string) map[string]fs.FileMode {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// A lost server reaches onError (through the periodic re-read) and the
+// watch recovers by itself when the server is back.
+func TestLostServerReportedAndRecovered(t *testing.T) {
+	if inChildWithoutRace(t) {
+		return
+	}
+	srv := nacostest.StartT(t, nacostest.Options{})
+	srv.Publish(ns, grp, "app.yaml", "v: 1\n")
+	cfg := baseConfig(t, srv, "app.yaml")
+	cfg.ResyncInterval = 500 * time.Millisecond
+	cfg.Timeout = 2 * time.Second
+	src := newSource(t, cfg)
+	if _, err := src.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatch(t, src)
+	subscribed(t, srv, "app.yaml")
+
+	srv.Stop()
+	eventually(t, "an error while the server is down", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, err := range w.errs {
+			if errors.Is(err, nacos.ErrFetch) {
+				return true
+			}
+		}
+		return false
+	})
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Publish(ns, grp, "app.yaml", "v: 2\n")
+	w.waitState(t, "[app.yaml||v: 2\n]")
 }
