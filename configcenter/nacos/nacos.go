@@ -286,8 +286,8 @@ func serverConfigs(addrs []string) ([]constant.ServerConfig, error) {
 		if err != nil || port == 0 || port+constant.RpcPortOffset > 65535 {
 			return nil, fmt.Errorf("%w: server %q: bad port", ErrConfig, a)
 		}
-		if host == "" {
-			return nil, fmt.Errorf("%w: server %q: no host", ErrConfig, a)
+		if host == "" || strings.ContainsAny(host, "/?#@ \t\r\n") {
+			return nil, fmt.Errorf("%w: server %q: bad host", ErrConfig, a)
 		}
 		out = append(out, constant.ServerConfig{Scheme: scheme, IpAddr: host, Port: port, ContextPath: "/nacos"})
 	}
