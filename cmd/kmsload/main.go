@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"io"
 	"net/http"
 	"os"
@@ -189,16 +190,16 @@ func (t *target) setupKeys(ctx context.Context, opts options, stderr io.Writer) 
 		if md.KeyState != kmsclient.KeyStateEnabled {
 			return nil, fmt.Errorf("%w: key %s is %s", ErrSetup, md.KeyID, md.KeyState)
 		}
-		if !slices.Contains(opts.Protections, md.ProtectionLevel) {
+		if !slices.Contains(opts.Protections, string(md.ProtectionLevel)) {
 			return nil, fmt.Errorf("%w: key %s has protection level %s, not in --protection %v",
 				ErrUsage, md.KeyID, md.ProtectionLevel, opts.Protections)
 		}
-		keys = append(keys, benchKey{protection: md.ProtectionLevel, id: md.KeyID})
+		keys = append(keys, benchKey{protection: string(md.ProtectionLevel), id: md.KeyID})
 	} else {
 		for _, p := range opts.Protections {
 			md, err := t.client.CreateKey(ctx, kmsclient.CreateKeyInput{
 				Description:     "kmsload benchmark key",
-				ProtectionLevel: p,
+				ProtectionLevel: kmsapi.ProtectionLevel(p),
 				Tags:            map[string]string{"created-by": "kmsload"},
 			})
 			if err != nil {

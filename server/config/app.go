@@ -62,6 +62,9 @@ type Deps struct {
 	HSM hsm.Backend
 	// Registry receives metrics; nil creates one with Go and process collectors.
 	Registry *prometheus.Registry
+	// Extra mounts more authenticated routes on the HTTP handler (see
+	// httpapi.Options.Extra), for example the AWS KMS JSON protocol.
+	Extra []httpapi.Route
 }
 
 // Migrations returns every schema step kmsd applies at start.
@@ -152,11 +155,13 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 	}
 	db := a.DB
 	backend := a.HSM
+	if err := a.Registry.Register(hsmCollector{backend.Stats}); err != nil {
+		return nil, err
+	}
 	a.Handler, err = httpapi.New(httpapi.Options{
-		Keys:       &httpapi.KMSAdapter{S: a.KMS, TTL: c.KMS.MetadataTTL},
-		AccessKeys: httpapi.AuthAdapter{S: a.Auth},
-		Audit:      &httpapi.AuditAdapter{Logger: a.Audit, DB: a.DB, ChainKey: append([]byte(nil), chainKey...), Reason: kms.ReasonCode},
-		Auth:       httpapi.AuthAdapter{S: a.Auth},
+		KMS:   a.KMS,
+		Auth:  a.Auth,
+		Audit: a.Audit,
 		Ready: func(ctx context.Context) error {
 			sqlDB, err := db.DB()
 			if err != nil {
@@ -167,13 +172,13 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 			}
 			return backend.Health(ctx)
 		},
-		HSMStats:          backend.Stats,
 		Logger:            log,
 		Registry:          a.Registry,
 		TrustedProxies:    c.TrustedProxies,
 		MaxInFlight:       c.Limits.MaxInFlight,
 		MaxBodyBytes:      c.Limits.MaxBodyBytes,
 		MaxBatchBodyBytes: c.Limits.MaxBatchBodyBytes,
+		Extra:             deps.Extra,
 	})
 	if err != nil {
 		return nil, err
