@@ -104,6 +104,9 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 		if sqlDB, err := a.DB.DB(); err == nil {
 			a.closers = append(a.closers, sqlDB.Close)
 		}
+		if c.Database.Driver == "sqlite" && c.effectiveSQLiteSync() == SQLiteSyncNormal {
+			a.closers = append(a.closers, checkpointEvery(a.DB, time.Second, log))
+		}
 	}
 	a.HSM = deps.HSM
 	if a.HSM == nil {
@@ -296,7 +299,7 @@ func openDB(c Config) (*gorm.DB, error) {
 			}
 			dsn = "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on"
 		}
-		d = sqlite.Open(sqliteDSN(dsn, c.Database.SQLiteSynchronous))
+		d = sqlite.Open(sqliteDSN(dsn, c.effectiveSQLiteSync()))
 	case "mysql":
 		d = mysql.Open(c.Database.DSN)
 	case "postgres":
@@ -388,4 +391,33 @@ func loadOrCreateText(path string, gen func() (string, error)) (string, error) {
 		return "", fmt.Errorf("config: %w", err)
 	}
 	return v, nil
+}
+
+// checkpointEvery runs a passive WAL checkpoint every d: with
+// synchronous=NORMAL this is where SQLite fsyncs, so committed records
+// (audit.sync group) reach the disk within about d even when the WAL stays
+// below its auto-checkpoint size. It returns the function that stops it.
+func checkpointEvery(db *gorm.DB, d time.Duration, log *slog.Logger) func() error {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := db.Exec("PRAGMA wal_checkpoint(PASSIVE)").Error; err != nil {
+					log.Warn("sqlite checkpoint failed", "error", err.Error())
+				}
+			}
+		}
+	}()
+	return func() error {
+		close(stop)
+		<-done
+		return nil
+	}
 }
