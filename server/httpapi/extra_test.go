@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -100,9 +101,10 @@ func TestExtraRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ub, _ := io.ReadAll(unsigned.Body)
 	unsigned.Body.Close()
-	if unsigned.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("unsigned extra call: %d", unsigned.StatusCode)
+	if unsigned.StatusCode != http.StatusUnauthorized || !strings.Contains(string(ub), `"__type":"UnauthenticatedException"`) {
+		t.Fatalf("unsigned extra call: %d %s", unsigned.StatusCode, ub)
 	}
 
 	var ok, denied int

@@ -260,21 +260,21 @@ func (s *Server) wrap(r route) gin.HandlerFunc {
 			case s.slots <- struct{}{}:
 				defer func() { <-s.slots }()
 			default:
-				s.writeError(c, kmsapi.CodeTooManyRequests, "too many requests in flight, retry later")
+				s.reject(c, r, kmsapi.CodeTooManyRequests, "too many requests in flight, retry later")
 				return
 			}
 		}
 		if c.Request.ContentLength > limit {
-			s.writeError(c, kmsapi.CodePayloadTooLarge, "request body too large")
+			s.reject(c, r, kmsapi.CodePayloadTooLarge, "request body too large")
 			return
 		}
 		body, err := readBody(c, limit)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				s.writeError(c, kmsapi.CodePayloadTooLarge, "request body too large")
+				s.reject(c, r, kmsapi.CodePayloadTooLarge, "request body too large")
 			} else {
-				s.writeError(c, kmsapi.CodeValidation, "could not read request body")
+				s.reject(c, r, kmsapi.CodeValidation, "could not read request body")
 			}
 			return
 		}
@@ -286,7 +286,7 @@ func (s *Server) wrap(r route) gin.HandlerFunc {
 				code, msg = kmsapi.CodeInternal, "internal error"
 			}
 			s.log.Info("authentication failed", "request_id", c.GetString(ctxRequestID), "reason", err.Error())
-			s.writeError(c, code, msg)
+			s.reject(c, r, code, msg)
 			return
 		}
 		c.Set(ctxAccessKey, p.AccessKeyID)
@@ -315,6 +315,12 @@ func (s *Server) wrap(r route) gin.HandlerFunc {
 		}
 		s.writeJSON(c, r.Status, resp)
 	}
+}
+
+// reject answers a request refused before authentication completed, in
+// the route's protocol.
+func (s *Server) reject(c *gin.Context, r route, code, msg string) {
+	s.fail(&reqCtx{c: c, extra: r.extra}, code, msg)
 }
 
 // readBody reads the whole request body under limit.
