@@ -33,6 +33,8 @@ type reqCtx struct {
 	keyVersion int
 	ct         kms.Ciphertext // the request's ciphertext, parsed once
 	extra      *Route         // set for an Extra route
+	input      any            // the decoded request, its secrets zeroed when done
+	secret     []byte         // a plaintext of the answer, zeroed when done
 	cleanup    []func()
 	res        [4]string // backing array of resources (no allocation for one key)
 }
@@ -54,13 +56,13 @@ func (rc *reqCtx) authorize(action string, resources ...string) error {
 // key's resources. The reference itself is recorded even when it does not
 // resolve.
 func (rc *reqCtx) authorizeKey(action, ref string) (kms.KeyRef, error) {
-	if strings.HasPrefix(ref, kmsapi.AliasPrefix) {
-		rc.resources = appendUnique(rc.resources, ref)
-	} else if ref != "" {
-		rc.resources = appendUnique(rc.resources, "key/"+ref)
-	}
 	k, err := rc.srv.kms.ResolveKey(rc.ctx, ref)
 	if err != nil {
+		if strings.HasPrefix(ref, kmsapi.AliasPrefix) {
+			rc.resources = appendUnique(rc.resources, ref)
+		} else if ref != "" {
+			rc.resources = appendUnique(rc.resources, "key/"+ref)
+		}
 		return kms.KeyRef{}, err
 	}
 	return k, rc.authorize(action, k.Resources()...)
@@ -198,7 +200,7 @@ func ciphertextKey(action, metric string) locator {
 func op[In any, Out any](locate locator, call func(rc *reqCtx, k kms.KeyRef, in *In) (Out, error)) handlerFunc {
 	return func(rc *reqCtx) (any, error) {
 		in := new(In)
-		rc.onDone(func() { zeroSecrets(in) })
+		rc.input = in
 		if err := rc.decode(in); err != nil {
 			return nil, err
 		}
@@ -223,14 +225,14 @@ func (rc *reqCtx) observe(out any) {
 		rc.keyVersion = v.KeyVersion
 	case *kmsapi.DecryptResponse:
 		rc.keyVersion = v.KeyVersion
-		rc.onDone(func() { zero(v.Plaintext) })
+		rc.secret = v.Plaintext
 	case *kmsapi.GenerateDataKeyResponse:
 		rc.keyVersion = v.KeyVersion
-		rc.onDone(func() { zero(v.Plaintext) })
+		rc.secret = v.Plaintext
 	case *kmsapi.ReEncryptResponse:
 		rc.keyVersion = v.KeyVersion
 	case *kmsapi.RandomResponse:
-		rc.onDone(func() { zero(v.Plaintext) })
+		rc.secret = v.Plaintext
 	}
 }
 
@@ -297,6 +299,8 @@ func (s *Server) wrap(r route) gin.HandlerFunc {
 			for _, f := range rc.cleanup {
 				f()
 			}
+			zeroSecrets(rc.input)
+			zero(rc.secret)
 			*rc = reqCtx{}
 			reqPool.Put(rc)
 		}()

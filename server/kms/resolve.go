@@ -14,11 +14,16 @@ import (
 type KeyRef struct {
 	KeyID   string
 	Aliases []string
+
+	res []string // Resources, precomputed for cached references (read-only)
 }
 
 // Resources returns the policy resources of the key: "key/<id>" and its
-// aliases.
+// aliases. The caller must not modify the slice.
 func (k KeyRef) Resources() []string {
+	if k.res != nil {
+		return k.res
+	}
 	out := make([]string, 0, 1+len(k.Aliases))
 	out = append(out, "key/"+k.KeyID)
 	return append(out, k.Aliases...)
@@ -68,6 +73,7 @@ func (s *Service) ResolveKey(ctx context.Context, ref string) (KeyRef, error) {
 		return KeyRef{}, err
 	}
 	kr := KeyRef{KeyID: id, Aliases: names[id]}
+	kr.res = kr.Resources()
 	if s.ttl > 0 {
 		s.refs.mu.Lock()
 		if s.refs.m == nil || len(s.refs.m) > 10000 {
