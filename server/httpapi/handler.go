@@ -256,6 +256,7 @@ func (s *Server) wrap(r route) gin.HandlerFunc {
 	if r.BigBody {
 		limit = s.opts.MaxBatchBodyBytes
 	}
+	mutates := changes(r)
 	return func(c *gin.Context) {
 		if s.slots != nil {
 			select {
@@ -309,6 +310,9 @@ func (s *Server) wrap(r route) gin.HandlerFunc {
 			return
 		}
 		resp, herr := r.handler(rc)
+		if mutates && herr == nil {
+			s.describe.changed()
+		}
 		if !s.audit(rc, r.Status, herr) {
 			return
 		}

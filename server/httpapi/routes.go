@@ -42,7 +42,7 @@ func (s *Server) routeTable() []route {
 
 		{Method: post, Path: "/v1/keys", Action: "kms:CreateKey", Summary: "Create a master key.", Status: created, Request: kmsapi.CreateKeyRequest{}, Reply: km, handler: createKey},
 		{Method: get, Path: "/v1/keys", Action: "kms:ListKeys", Summary: "List master keys.", Status: ok, Reply: kmsapi.ListKeysResponse{}, Query: []string{"limit", "marker", "state", "alias", "tag"}, handler: listKeys},
-		{Method: get, Path: "/v1/keys/:id", Action: "kms:DescribeKey", Summary: "Describe a key (id or alias).", Status: ok, Reply: km, handler: keyOp((*kms.Service).DescribeKey)},
+		{Method: get, Path: "/v1/keys/:id", Action: "kms:DescribeKey", Summary: "Describe a key (id or alias).", Status: ok, Reply: km, handler: describeKey},
 		{Method: patch, Path: "/v1/keys/:id", Action: "kms:UpdateKey", Summary: "Update a key's description.", Status: ok, Request: kmsapi.DescriptionRequest{}, Reply: km, handler: updateKey},
 		{Method: post, Path: "/v1/keys/:id/enable", Action: "kms:EnableKey", Summary: "Enable a key.", Status: ok, Reply: km, handler: keyOp((*kms.Service).EnableKey)},
 		{Method: post, Path: "/v1/keys/:id/disable", Action: "kms:DisableKey", Summary: "Disable a key.", Status: ok, Reply: km, handler: keyOp((*kms.Service).DisableKey)},

@@ -74,13 +74,14 @@ type Options struct {
 
 // Server is the kmsd HTTP handler.
 type Server struct {
-	opts    Options
-	kms     *kms.Service
-	engine  *gin.Engine
-	log     *slog.Logger
-	metrics *metrics
-	routes  []route
-	slots   chan struct{} // nil when MaxInFlight is 0
+	opts     Options
+	kms      *kms.Service
+	describe describeCache
+	engine   *gin.Engine
+	log      *slog.Logger
+	metrics  *metrics
+	routes   []route
+	slots    chan struct{} // nil when MaxInFlight is 0
 }
 
 var ginModeOnce sync.Once

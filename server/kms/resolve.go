@@ -139,3 +139,8 @@ func (s *Service) DecryptCiphertext(ctx context.Context, c Ciphertext, encryptio
 func (s *Service) ReEncryptCiphertext(ctx context.Context, c Ciphertext, in ReEncryptInput) (*ReEncryptOutput, error) {
 	return s.reEncrypt(ctx, c, in)
 }
+
+// MetadataTTL is the bound within which a change made on another replica
+// shows on this one (Config.MetadataTTL; <= 0: no caching). Transports
+// that cache answers use the same bound.
+func (s *Service) MetadataTTL() time.Duration { return s.ttl }
