@@ -1,10 +1,14 @@
 package main
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/kmsgo/kmsgo/starter/kmsclient"
+)
 
 var (
 	// errInsecureCredentials refuses a credentials file readable by others.
-	errInsecureCredentials = errors.New("credentials file must not be readable by group or others (chmod 600)")
+	errInsecureCredentials = kmsclient.ErrInsecureCredentials
 	// errNoCredentials means neither flags, environment nor a profile gave
 	// an access key.
 	// errORMFlags is a missing or malformed flag of the orm commands.

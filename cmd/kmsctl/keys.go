@@ -71,8 +71,8 @@ func (a *app) printKey(cmd *cobra.Command, md *kmsclient.KeyMetadata) error {
 		}
 		ct := md.CreationDate
 		for _, row := range [][2]string{
-			{"Key ID", md.KeyID}, {"State", md.KeyState}, {"Description", orDash(md.Description)},
-			{"Spec", md.KeySpec}, {"Protection", md.ProtectionLevel}, {"Origin", md.Origin},
+			{"Key ID", md.KeyID}, {"State", string(md.KeyState)}, {"Description", orDash(md.Description)},
+			{"Spec", string(md.KeySpec)}, {"Protection", string(md.ProtectionLevel)}, {"Origin", string(md.Origin)},
 			{"Primary version", fmt.Sprint(md.PrimaryVersion)}, {"Aliases", orDash(strings.Join(md.Aliases, ","))},
 			{"Tags", fmtTags(md.Tags)}, {"Created", fmtTime(&ct)}, {"Deletion date", fmtTime(md.DeletionDate)},
 			{"Rotation", rot},
@@ -122,9 +122,9 @@ func (a *app) keysCreate() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&in.Description, "description", "", "free text")
-	f.StringVar(&in.KeySpec, "spec", "", "AES_256 (default) or AES_128 (imported keys only)")
-	f.StringVar(&in.ProtectionLevel, "protection", "", "SOFTWARE (default: material wrapped by the HSM, fast) or HSM (every operation in the HSM)")
-	f.StringVar(&in.Origin, "origin", "", "KMS (default) or EXTERNAL (bring your own key material)")
+	f.StringVar((*string)(&in.KeySpec), "spec", "", "AES_256 (default) or AES_128 (imported keys only)")
+	f.StringVar((*string)(&in.ProtectionLevel), "protection", "", "SOFTWARE (default: material wrapped by the HSM, fast) or HSM (every operation in the HSM)")
+	f.StringVar((*string)(&in.Origin), "origin", "", "KMS (default) or EXTERNAL (bring your own key material)")
 	f.StringVar(&in.Alias, "alias", "", "alias to create with the key, e.g. alias/orders")
 	f.StringArrayVar(&tags, "tag", nil, "tag key=value (repeatable)")
 	return cmd
@@ -163,7 +163,7 @@ func (a *app) keysList() *cobra.Command {
 		}),
 	}
 	f := cmd.Flags()
-	f.StringVar(&in.State, "state", "", "only keys in this state (Enabled, Disabled, PendingDeletion, PendingImport)")
+	f.StringVar((*string)(&in.State), "state", "", "only keys in this state (Enabled, Disabled, PendingDeletion, PendingImport)")
 	f.StringVar(&in.Alias, "alias", "", "only the key with this alias")
 	f.StringVar(&in.Tag, "tag", "", "only keys with this tag, key:value")
 	f.IntVar(&in.Limit, "limit", 100, "page size")

@@ -42,18 +42,9 @@ shell history.`,
 			name := a.profileName()
 			p := cf.Profiles[name]
 			if fromFile != "" {
-				b, err := os.ReadFile(fromFile)
+				bc, err := kmsclient.LoadCredentialsFile(fromFile)
 				if err != nil {
-					return err
-				}
-				var bc struct {
-					AccessKeyID     string `json:"access_key_id"`
-					SecretAccessKey string `json:"secret_access_key"`
-					Region          string `json:"region"`
-					Endpoint        string `json:"endpoint"`
-				}
-				if err := json.Unmarshal(b, &bc); err != nil || bc.AccessKeyID == "" || bc.SecretAccessKey == "" {
-					return fmt.Errorf("%s is not a kmsd credentials file", fromFile)
+					return fmt.Errorf("%s is not a kmsd credentials file: %w", fromFile, err)
 				}
 				p.AccessKeyID, p.SecretAccessKey, p.Region = bc.AccessKeyID, bc.SecretAccessKey, bc.Region
 				if bc.Endpoint != "" {

@@ -102,14 +102,7 @@ func (a *app) resolveProfile() (Profile, error) {
 	if !found && (a.profile != "" || a.getenv("KMS_PROFILE") != "") {
 		return p, fmt.Errorf("profile %q not found in %s", name, path)
 	}
-	for _, o := range []struct {
-		dst *string
-		env string
-	}{{&p.Endpoint, "KMS_ENDPOINT"}, {&p.AccessKeyID, "KMS_ACCESS_KEY_ID"}, {&p.SecretAccessKey, "KMS_SECRET_ACCESS_KEY"}, {&p.Region, "KMS_REGION"}} {
-		if v := a.getenv(o.env); v != "" {
-			*o.dst = v
-		}
-	}
+	p.Overlay(a.getenv)
 	if !a.applyFlags(&p) {
 		return p, errNoCredentials
 	}

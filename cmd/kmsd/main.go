@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -30,7 +31,16 @@ import (
 	"github.com/kmsgo/kmsgo/server/config"
 )
 
+// defaultGCPercent is kmsd's GOGC when the environment sets none: its live
+// heap is small (tens of MB) and short-lived per-request garbage dominates,
+// so collecting at 4x the live heap instead of 2x halves the GC work per
+// request for a few MB more memory.
+const defaultGCPercent = 400
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil); err != nil {

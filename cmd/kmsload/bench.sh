@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # bench.sh runs the kmsd load benchmark of the issue end to end on this
-# machine: it builds kmsd and kmsload, creates a private SoftHSM2 token in a
-# temporary directory, starts kmsd on a free loopback port with the PKCS#11
-# backend (so both SOFTWARE and HSM keys are real), waits for /readyz, runs
-# kmsload, stops kmsd and removes everything it created.
+# machine: it builds kmsd, kmsload and ginbase (a bare gin route), creates a
+# private SoftHSM2 token in a temporary directory, starts ginbase and kmsd
+# (configured as `make run` configures it, but on the PKCS#11 backend so
+# that both SOFTWARE and HSM keys are real) on free loopback ports, waits
+# for /readyz, runs kmsload against both in the same run (gin baseline
+# first at every concurrency; server CPU per operation of each process from
+# /proc/PID/stat), stops them and removes everything it created.
 #
 #   cmd/kmsload/bench.sh [kmsload flags...]
 #
-# Defaults: --ops encrypt,decrypt,generate-data-key,baseline
+# Defaults: --ops encrypt,decrypt,generate-data-key,baseline (+ gin)
 #           --protection SOFTWARE,HSM --concurrency 1,16,64 --duration 5s -o table
 # Any flag given is passed to kmsload after these (the last one wins).
 # The temporary directory (kmsd's SQLite database and the token) is made
@@ -20,6 +23,7 @@
 #   SOFTHSM2_MODULE=path    PKCS#11 module (default /usr/lib/softhsm/libsofthsm2.so)
 #   KMSD_HSM_POOL_SIZE=n    PKCS#11 session pool of kmsd (default: number of CPUs)
 #   KMSLOAD_KEEP=1          keep the temporary directory (kmsd log, data) for inspection
+#   KMSLOAD_AUDIT_SYNC=m    kmsd's audit durability: group (default) or strict
 #   KMSLOAD_SQLITE_SYNC=m   set SQLite's synchronous mode (OFF, NORMAL, FULL, EXTRA) in
 #                           kmsd's DSN, to measure what the durable per-request audit
 #                           commit costs (default: kmsd's own DSN)
@@ -40,6 +44,7 @@ esac
 work="$(mktemp -d "${TMPDIR:-/tmp}/kmsload-bench.XXXXXX")"
 chmod 700 "$work"
 kmsd_pid=""
+gin_pid=""
 load_pid=""
 # stop PID: SIGTERM, up to 10 s to exit, then SIGKILL.
 stop() {
@@ -60,6 +65,9 @@ cleanup() {
 	if [[ -n "$kmsd_pid" ]] && kill -0 "$kmsd_pid" 2>/dev/null; then
 		stop "$kmsd_pid"
 	fi
+	if [[ -n "$gin_pid" ]] && kill -0 "$gin_pid" 2>/dev/null; then
+		stop "$gin_pid"
+	fi
 	if [[ "${KMSLOAD_KEEP:-}" == 1 ]]; then
 		echo "bench.sh: kept $work" >&2
 	else
@@ -70,8 +78,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "bench.sh: building kmsd and kmsload" >&2
-(cd "$repo" && go build -o "$work/kmsd" ./cmd/kmsd && go build -o "$work/kmsload" ./cmd/kmsload)
+echo "bench.sh: building kmsd, kmsload and ginbase" >&2
+(cd "$repo" && go build -o "$work/kmsd" ./cmd/kmsd && go build -o "$work/kmsload" ./cmd/kmsload &&
+	go build -o "$work/ginbase" ./cmd/kmsload/ginbase)
 
 mkdir -m 700 "$work/data"
 if [[ "$hsm_mode" == pkcs11 ]]; then
@@ -101,6 +110,15 @@ else
 	echo "bench.sh: kmsd on the development software backend (no PKCS#11)" >&2
 fi
 export KMSD_LOG_LEVEL=warn
+if [[ -n "${KMSLOAD_AUDIT_SYNC:-}" ]]; then
+	case "$KMSLOAD_AUDIT_SYNC" in group | strict) ;; *)
+		echo "bench.sh: KMSLOAD_AUDIT_SYNC must be group or strict" >&2
+		exit 2
+		;;
+	esac
+	export KMSD_AUDIT_SYNC="$KMSLOAD_AUDIT_SYNC"
+	echo "bench.sh: audit sync $KMSLOAD_AUDIT_SYNC" >&2
+fi
 if [[ -n "${KMSLOAD_SQLITE_SYNC:-}" ]]; then
 	case "$KMSLOAD_SQLITE_SYNC" in OFF | NORMAL | FULL | EXTRA) ;; *)
 		echo "bench.sh: KMSLOAD_SQLITE_SYNC must be OFF, NORMAL, FULL or EXTRA" >&2
@@ -109,6 +127,22 @@ if [[ -n "${KMSLOAD_SQLITE_SYNC:-}" ]]; then
 	esac
 	export KMSD_DATABASE_DSN="file:$work/data/kms.db?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_synchronous=$KMSLOAD_SQLITE_SYNC"
 	echo "bench.sh: SQLite synchronous=$KMSLOAD_SQLITE_SYNC" >&2
+fi
+
+# The bare gin route of the same run (its own process, like kmsd).
+"$work/ginbase" --listen 127.0.0.1:0 >"$work/ginbase.out" 2>&1 &
+gin_pid=$!
+gin_endpoint=""
+for _ in $(seq 1 100); do
+	gin_endpoint="$(sed -n 's#^ginbase: listening on \(http://127\.0\.0\.1:[0-9][0-9]*\)$#\1#p' "$work/ginbase.out" | head -n 1)"
+	[[ -n "$gin_endpoint" ]] && break
+	kill -0 "$gin_pid" 2>/dev/null || break
+	sleep 0.1
+done
+if [[ -z "$gin_endpoint" ]]; then
+	echo "bench.sh: ginbase did not start:" >&2
+	cat "$work/ginbase.out" >&2 || true
+	exit 1
 fi
 
 # Port 0: the kernel picks a free loopback port; kmsd prints it.
@@ -141,6 +175,7 @@ echo "bench.sh: kmsd ready at $endpoint (pid $kmsd_pid); loadavg $(cut -d' ' -f1
 # In the background so that a signal to this script is handled at once:
 # cleanup stops kmsload (it prints what it measured so far), then kmsd.
 "$work/kmsload" --endpoint "$endpoint" --credentials "$work/data/admin-credentials.json" \
+	--gin-endpoint "$gin_endpoint" --gin-pid "$gin_pid" --server-pid "$kmsd_pid" \
 	--ops encrypt,decrypt,generate-data-key,baseline --protection SOFTWARE,HSM \
 	--concurrency 1,16,64 --duration 5s -o table "$@" &
 load_pid=$!

@@ -84,7 +84,7 @@ func TestLoadAgainstKmsd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if md.ProtectionLevel != prot || md.KeyState != kmsclient.KeyStatePendingDeletion {
+		if string(md.ProtectionLevel) != prot || md.KeyState != kmsclient.KeyStatePendingDeletion {
 			t.Errorf("key %s: protection %s state %s, want %s PendingDeletion", id, md.ProtectionLevel, md.KeyState, prot)
 		}
 	}

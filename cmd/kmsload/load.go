@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,6 +27,7 @@ type cellConfig struct {
 	Duration    time.Duration // measured phase
 	MaxRequests int           // cap on measured requests
 	Timeout     time.Duration // per request
+	ServerPID   int           // process whose CPU time is measured (0: none)
 }
 
 // cellRun is the raw outcome of a cell.
@@ -35,6 +40,9 @@ type cellRun struct {
 	// the measured phase: on a shared 2-core machine the load generator
 	// competes with kmsd, and this shows by how much.
 	ClientCPU time.Duration
+	// ServerCPU is the CPU time of cfg.ServerPID during the measured
+	// phase (-1 when unknown).
+	ServerCPU time.Duration
 }
 
 // maxErrorKinds bounds the distinct error classes kept per cell.
@@ -53,7 +61,7 @@ func runCell(ctx context.Context, cfg cellConfig, fn opFunc) cellRun {
 }
 
 func phase(ctx context.Context, cfg cellConfig, d time.Duration, maxRequests int, fn opFunc, record bool) cellRun {
-	cpu0 := processCPU()
+	cpu0, srv0 := processCPU(), pidCPU(cfg.ServerPID)
 	start := time.Now()
 	deadline := start.Add(d)
 	// In-flight requests may finish after the deadline, but not after this.
@@ -101,7 +109,10 @@ func phase(ctx context.Context, cfg cellConfig, d time.Duration, maxRequests int
 		})
 	}
 	wg.Wait()
-	out := cellRun{Elapsed: time.Since(start), ErrorKind: map[string]int{}, ClientCPU: processCPU() - cpu0}
+	out := cellRun{Elapsed: time.Since(start), ErrorKind: map[string]int{}, ClientCPU: processCPU() - cpu0, ServerCPU: -1}
+	if srv1 := pidCPU(cfg.ServerPID); srv0 >= 0 && srv1 >= srv0 {
+		out.ServerCPU = srv1 - srv0
+	}
 	if !record {
 		return out
 	}
@@ -174,4 +185,34 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pidCPU returns the user+system CPU time of process pid from
+// /proc/PID/stat (clock ticks of 10 ms), or -1 when unknown.
+func pidCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return -1
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The command name (field 2) may hold spaces: fields count from the
+	// last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state): utime is field 14, stime field 15.
+	if len(f) < 13 {
+		return -1
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(ut+st) * tick
 }

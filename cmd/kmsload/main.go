@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"io"
 	"net/http"
 	"os"
@@ -51,6 +53,7 @@ var benchContext = map[string]string{"app": "kmsload"}
 // target is what the load runs against.
 type target struct {
 	endpoint string
+	ginURL   string // bare gin server, "" if none
 	hc       *http.Client
 	client   *kmsclient.Client
 }
@@ -93,19 +96,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
+	if opts.GinEndpoint != "" {
+		if err := tg.gin(ctx); err != nil {
+			return fmt.Errorf("%w: %s/post: %v", ErrSetup, opts.GinEndpoint, err)
+		}
+	}
 	cells := plan(opts, keys)
 	for _, c := range cells {
 		fn := tg.op(c.op, c.key)
+		pid := opts.ServerPID
+		if c.op == opGin {
+			pid = opts.GinPID
+		}
 		cr := runCell(ctx, cellConfig{
 			Concurrency: c.concurrency, Warmup: opts.Warmup, Duration: opts.Duration,
-			MaxRequests: opts.MaxRequests, Timeout: opts.Timeout,
+			MaxRequests: opts.MaxRequests, Timeout: opts.Timeout, ServerPID: pid,
 		}, fn)
 		if ctx.Err() != nil {
 			// Interrupted: report the cells that completed.
 			break
 		}
 		s := summarize(cr.Latencies, cr.Errors, cr.Elapsed)
-		row := rep.add(c, s, cr.ErrorKind, cr.ClientCPU)
+		row := rep.add(c, s, cr.ErrorKind, cr.ClientCPU, cr.ServerCPU)
 		fmt.Fprintf(stderr, "kmsload: c=%-3d %-17s %-8s %8d req %5d err %10.0f ops/s p99 %.3f ms\n",
 			row.Concurrency, row.Op, row.Protection, row.Requests, row.Errors, row.OpsPerSec, row.P99Ms)
 	}
@@ -143,7 +155,33 @@ func newTarget(opts options, creds credentials, region string) (*target, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
-	return &target{endpoint: opts.Endpoint, hc: hc, client: client}, nil
+	return &target{endpoint: opts.Endpoint, ginURL: opts.GinEndpoint, hc: hc, client: client}, nil
+}
+
+// ginBody is what the gin baseline posts: the shape and size of an
+// Encrypt request with a 32-byte plaintext.
+var ginBody = []byte(`{"key_id":"alias/kmsload","plaintext":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","encryption_context":{"app":"kmsload"}}`)
+
+// gin posts ginBody to the bare gin server (unsigned, no crypto): the
+// ceiling of an HTTP JSON round trip on this machine.
+func (t *target) gin(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.ginURL+"/post", bytes.NewReader(ginBody))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := t.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return &statusError{code: resp.StatusCode}
+	}
+	return nil
 }
 
 // healthz is the unsigned baseline request.
@@ -189,16 +227,16 @@ func (t *target) setupKeys(ctx context.Context, opts options, stderr io.Writer) 
 		if md.KeyState != kmsclient.KeyStateEnabled {
 			return nil, fmt.Errorf("%w: key %s is %s", ErrSetup, md.KeyID, md.KeyState)
 		}
-		if !slices.Contains(opts.Protections, md.ProtectionLevel) {
+		if !slices.Contains(opts.Protections, string(md.ProtectionLevel)) {
 			return nil, fmt.Errorf("%w: key %s has protection level %s, not in --protection %v",
 				ErrUsage, md.KeyID, md.ProtectionLevel, opts.Protections)
 		}
-		keys = append(keys, benchKey{protection: md.ProtectionLevel, id: md.KeyID})
+		keys = append(keys, benchKey{protection: string(md.ProtectionLevel), id: md.KeyID})
 	} else {
 		for _, p := range opts.Protections {
 			md, err := t.client.CreateKey(ctx, kmsclient.CreateKeyInput{
 				Description:     "kmsload benchmark key",
-				ProtectionLevel: p,
+				ProtectionLevel: kmsapi.ProtectionLevel(p),
 				Tags:            map[string]string{"created-by": "kmsload"},
 			})
 			if err != nil {
@@ -245,6 +283,8 @@ func (t *target) op(op string, key *benchKey) opFunc {
 	switch op {
 	case opHealthz:
 		return t.healthz
+	case opGin:
+		return t.gin
 	case opDescribeKey:
 		return func(ctx context.Context) error {
 			_, err := t.client.DescribeKey(ctx, key.id)
@@ -295,7 +335,7 @@ func plan(opts options, keys []benchKey) []cell {
 	for _, c := range opts.Concurrency {
 		for _, op := range opts.Ops {
 			switch op {
-			case opHealthz:
+			case opHealthz, opGin:
 				cells = append(cells, cell{op: op, concurrency: c})
 			case opDescribeKey:
 				if len(keys) > 0 {

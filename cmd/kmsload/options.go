@@ -1,14 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kmsgo/kmsgo/starter/kmsclient"
 	"io"
 	"net/netip"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ const (
 	opHealthz         = "healthz"      // unsigned baseline
 	opDescribeKey     = "describe-key" // signed baseline
 	opBaseline        = "baseline"     // both baselines
+	opGin             = "gin"          // bare gin route of another process (--gin-endpoint)
 )
 
 // Protection levels accepted by --protection.
@@ -56,13 +56,19 @@ type options struct {
 	Output          string
 	AllowRemote     bool
 	KeepKeys        bool
+	// GinEndpoint is a bare gin server (cmd/kmsload/ginbase) loaded in the
+	// same run as the "gin" baseline; GinPID and ServerPID are the
+	// processes whose CPU per operation the report shows.
+	GinEndpoint string
+	GinPID      int
+	ServerPID   int
 }
 
 // needsKeys reports whether opts includes an operation that needs a key
 // per protection level.
 func (o options) needsKeys() bool {
 	for _, op := range o.Ops {
-		if op != opHealthz {
+		if op != opHealthz && op != opGin {
 			return true
 		}
 	}
@@ -90,6 +96,9 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Output, "o", "table", "output format: table or json")
 	fs.BoolVar(&o.AllowRemote, "allow-remote", false, "allow a non-loopback endpoint")
 	fs.BoolVar(&o.KeepKeys, "keep-keys", false, "do not schedule deletion of the keys kmsload created")
+	fs.StringVar(&o.GinEndpoint, "gin-endpoint", "", "a bare gin server (cmd/kmsload/ginbase) to load as the \"gin\" baseline in the same run")
+	fs.IntVar(&o.GinPID, "gin-pid", 0, "process id of the gin server, for its CPU per operation")
+	fs.IntVar(&o.ServerPID, "server-pid", 0, "process id of kmsd, for its CPU per operation (from /proc/PID/stat)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: kmsload [flags]\n\nLoad generator for kmsd on loopback. Flags:\n")
 		fs.PrintDefaults()
@@ -129,6 +138,20 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	o.Endpoint = strings.TrimSuffix(o.Endpoint, "/")
+	if o.GinPID < 0 || o.ServerPID < 0 {
+		return o, fmt.Errorf("%w: --gin-pid and --server-pid must be process ids", ErrUsage)
+	}
+	if o.GinEndpoint != "" {
+		if err := checkEndpoint(o.GinEndpoint, o.AllowRemote); err != nil {
+			return o, err
+		}
+		o.GinEndpoint = strings.TrimSuffix(o.GinEndpoint, "/")
+		if !slices.Contains(o.Ops, opGin) {
+			o.Ops = append([]string{opGin}, o.Ops...)
+		}
+	} else if slices.Contains(o.Ops, opGin) {
+		return o, fmt.Errorf("%w: --ops gin needs --gin-endpoint", ErrUsage)
+	}
 	return o, nil
 }
 
@@ -165,7 +188,7 @@ func parseOps(s string) ([]string, error) {
 		case opBaseline:
 			add(&base, opHealthz)
 			add(&base, opDescribeKey)
-		case opHealthz, opDescribeKey:
+		case opHealthz, opDescribeKey, opGin:
 			add(&base, op)
 		case opEncrypt, opDecrypt, opGenerateDataKey:
 			add(&crypto, op)
@@ -173,16 +196,9 @@ func parseOps(s string) ([]string, error) {
 			return nil, fmt.Errorf("%w: --ops: unknown operation %q", ErrUsage, it)
 		}
 	}
-	// healthz before describe-key whatever the order given.
-	slices.SortStableFunc(base, func(a, b string) int {
-		if a == b {
-			return 0
-		}
-		if a == opHealthz {
-			return -1
-		}
-		return 1
-	})
+	// gin, then healthz, then describe-key whatever the order given.
+	rank := map[string]int{opGin: 0, opHealthz: 1, opDescribeKey: 2}
+	slices.SortStableFunc(base, func(a, b string) int { return rank[a] - rank[b] })
 	return append(base, crypto...), nil
 }
 
@@ -271,55 +287,29 @@ func (c credentials) String() string {
 }
 
 // loadCredentials reads the credential file when path is set, else the
-// KMS_* environment variables. A file readable by group or others is
-// refused, as kmsd writes it 0600.
+// KMS_* environment variables (both through kmsclient's one loader). A file
+// readable by group or others is refused, as kmsd writes it 0600.
 func loadCredentials(path string, getenv func(string) string) (credentials, error) {
 	if path == "" {
-		c := credentials{
-			AccessKeyID:     getenv("KMS_ACCESS_KEY_ID"),
-			SecretAccessKey: getenv("KMS_SECRET_ACCESS_KEY"),
-			Region:          getenv("KMS_REGION"),
-		}
-		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
+		cfg, err := kmsclient.ConfigFromEnv(getenv)
+		if err != nil {
 			return credentials{}, fmt.Errorf("%w: give --credentials or set KMS_ACCESS_KEY_ID and KMS_SECRET_ACCESS_KEY", ErrCredentials)
 		}
-		return c, nil
+		return credentials{AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, Region: cfg.Region}, nil
 	}
-	f, err := os.Open(path)
+	p, err := kmsclient.LoadCredentialsFile(path)
 	if err != nil {
 		return credentials{}, fmt.Errorf("%w: %v", ErrCredentials, err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return credentials{}, fmt.Errorf("%w: %v", ErrCredentials, err)
-	}
-	if !st.Mode().IsRegular() {
-		return credentials{}, fmt.Errorf("%w: %s is not a regular file", ErrCredentials, path)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return credentials{}, fmt.Errorf("%w: %s has mode %v; it holds a secret and must be 0600", ErrCredentials, path, st.Mode().Perm())
-	}
-	raw, err := io.ReadAll(io.LimitReader(f, maxCredFileSize+1))
-	if err != nil {
-		return credentials{}, fmt.Errorf("%w: %v", ErrCredentials, err)
-	}
-	defer clear(raw)
-	return parseCredentials(raw)
+	return credentials{AccessKeyID: p.AccessKeyID, SecretAccessKey: p.SecretAccessKey, Region: p.Region}, nil
 }
 
 // parseCredentials decodes the JSON credential document. Error messages
 // never quote the input (it holds a secret).
 func parseCredentials(raw []byte) (credentials, error) {
-	if len(raw) > maxCredFileSize {
-		return credentials{}, fmt.Errorf("%w: file over %d bytes", ErrCredentials, maxCredFileSize)
+	p, err := kmsclient.ParseCredentials(raw)
+	if err != nil {
+		return credentials{}, fmt.Errorf("%w: %v", ErrCredentials, err)
 	}
-	var c credentials
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return credentials{}, fmt.Errorf("%w: not a JSON object with access_key_id and secret_access_key", ErrCredentials)
-	}
-	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
-		return credentials{}, fmt.Errorf("%w: access_key_id and secret_access_key are required", ErrCredentials)
-	}
-	return c, nil
+	return credentials{AccessKeyID: p.AccessKeyID, SecretAccessKey: p.SecretAccessKey, Region: p.Region}, nil
 }

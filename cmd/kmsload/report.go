@@ -53,6 +53,13 @@ type resultRow struct {
 	// Ratios of OpsPerSec to the baselines at the same concurrency.
 	RatioHealthz     *float64 `json:"ratio_to_healthz,omitempty"`
 	RatioDescribeKey *float64 `json:"ratio_to_describe_key,omitempty"`
+	RatioGin         *float64 `json:"ratio_to_gin,omitempty"`
+	// ServerCPUUsPerOp is the server's CPU time per successful request
+	// (kmsd's, or the gin server's for the gin row), from /proc/PID/stat.
+	ServerCPUUsPerOp *float64 `json:"server_cpu_us_per_op,omitempty"`
+	// ServerCPUxGin is ServerCPUUsPerOp over the gin row's at the same
+	// concurrency.
+	ServerCPUxGin *float64 `json:"server_cpu_x_gin,omitempty"`
 }
 
 type checkRow struct {
@@ -97,7 +104,7 @@ func loadAvg() string {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // add records a measured cell and returns its row.
-func (r *report) add(c cell, s summary, kinds map[string]int, clientCPU time.Duration) resultRow {
+func (r *report) add(c cell, s summary, kinds map[string]int, clientCPU, serverCPU time.Duration) resultRow {
 	row := resultRow{
 		Op: c.op, Protection: c.protection, Concurrency: c.concurrency,
 		Requests: s.Requests, Errors: s.Errors, ElapsedSec: s.Elapsed.Seconds(), OpsPerSec: s.OpsPerSec,
@@ -108,6 +115,9 @@ func (r *report) add(c cell, s summary, kinds map[string]int, clientCPU time.Dur
 	}
 	if s.Elapsed > 0 {
 		row.ClientCPUPct = 100 * clientCPU.Seconds() / s.Elapsed.Seconds()
+	}
+	if ok := s.Requests - s.Errors; serverCPU >= 0 && ok > 0 {
+		row.ServerCPUUsPerOp = ratio(float64(serverCPU.Microseconds()) / float64(ok))
 	}
 	r.Results = append(r.Results, row)
 	return row
@@ -132,6 +142,20 @@ func (r *report) finish() {
 	r.Checks = nil
 	for i := range r.Results {
 		row := &r.Results[i]
+		if row.Op == opGin {
+			continue
+		}
+		for _, g := range r.Results {
+			if g.Op != opGin || g.Concurrency != row.Concurrency {
+				continue
+			}
+			if g.OpsPerSec > 0 {
+				row.RatioGin = ratio(row.OpsPerSec / g.OpsPerSec)
+			}
+			if g.ServerCPUUsPerOp != nil && *g.ServerCPUUsPerOp > 0 && row.ServerCPUUsPerOp != nil {
+				row.ServerCPUxGin = ratio(*row.ServerCPUUsPerOp / *g.ServerCPUUsPerOp)
+			}
+		}
 		if row.Op == opHealthz {
 			continue
 		}
@@ -193,6 +217,13 @@ func fmtRatio(p *float64) string {
 	return fmt.Sprintf("%.2f", *p)
 }
 
+func fmtNum(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", *p)
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -206,11 +237,12 @@ func (r *report) writeTable(w io.Writer) error {
 	fmt.Fprintf(w, "# load generator: %s, NumCPU %d, GOMAXPROCS %d; loadavg before %q, after %q\n",
 		m.GoVersion, m.NumCPU, m.GOMAXPROCS, m.LoadAvgBefore, m.LoadAvgAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "op\tprotection\tconc\trequests\terrors\tops/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t÷healthz\t÷describe-key\tkmsload cpu%\t")
+	fmt.Fprintln(tw, "op\tprotection\tconc\trequests\terrors\tops/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t÷gin\t÷healthz\t÷describe-key\tsrv µs/op\tsrv cpu ×gin\tkmsload cpu%\t")
 	for _, row := range r.Results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%.0f\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%.0f\t\n",
 			row.Op, dash(row.Protection), row.Concurrency, row.Requests, row.Errors, row.OpsPerSec,
-			row.P50Ms, row.P90Ms, row.P99Ms, row.MaxMs, fmtRatio(row.RatioHealthz), fmtRatio(row.RatioDescribeKey), row.ClientCPUPct)
+			row.P50Ms, row.P90Ms, row.P99Ms, row.MaxMs, fmtRatio(row.RatioGin), fmtRatio(row.RatioHealthz),
+			fmtRatio(row.RatioDescribeKey), fmtNum(row.ServerCPUUsPerOp), fmtRatio(row.ServerCPUxGin), row.ClientCPUPct)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

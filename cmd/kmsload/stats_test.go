@@ -89,7 +89,7 @@ func TestReportChecks(t *testing.T) {
 	r := &report{}
 	add := func(op, prot string, c int, ops float64, p99 time.Duration, errs int) {
 		r.add(cell{op: op, protection: prot, concurrency: c},
-			summary{Requests: 1000, Errors: errs, OpsPerSec: ops, P99: p99}, nil, 0)
+			summary{Requests: 1000, Errors: errs, OpsPerSec: ops, P99: p99}, nil, 0, -1)
 	}
 	add(opHealthz, "", 16, 10000, time.Millisecond, 0)
 	add(opDescribeKey, "", 16, 4000, time.Millisecond, 0)         // baselines get no checks

@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -197,43 +196,28 @@ func ensureKey(ctx context.Context, c *kmsclient.Client, alias string) (string, 
 }
 
 // newClient builds a kmsd client from a credentials file (the JSON kmsd
-// writes to <data-dir>/admin-credentials.json) or from the environment:
-// KMS_ENDPOINT, KMS_ACCESS_KEY_ID, KMS_SECRET_ACCESS_KEY, KMS_REGION.
-// Secrets never come from flags, so they stay out of shell history.
+// writes to <data-dir>/admin-credentials.json) or from the environment
+// (KMS_ENDPOINT, KMS_ACCESS_KEY_ID, KMS_SECRET_ACCESS_KEY, KMS_REGION),
+// both through kmsclient's one loader. Secrets never come from flags, so
+// they stay out of shell history.
 func newClient(credFile, endpoint string) (*kmsclient.Client, error) {
-	cfg := kmsclient.Config{
-		Endpoint:        os.Getenv("KMS_ENDPOINT"),
-		AccessKeyID:     os.Getenv("KMS_ACCESS_KEY_ID"),
-		SecretAccessKey: os.Getenv("KMS_SECRET_ACCESS_KEY"),
-		Region:          os.Getenv("KMS_REGION"),
-	}
+	var p kmsclient.Profile
 	if credFile != "" {
-		b, err := os.ReadFile(credFile)
-		if err != nil {
+		var err error
+		if p, err = kmsclient.LoadCredentialsFile(credFile); err != nil {
 			return nil, err
 		}
-		var f struct {
-			AccessKeyID     string `json:"access_key_id"`
-			SecretAccessKey string `json:"secret_access_key"`
-			Region          string `json:"region"`
-			Endpoint        string `json:"endpoint"`
+		if p.Endpoint == "" {
+			p.Endpoint = os.Getenv(kmsclient.EnvEndpoint)
 		}
-		if err := json.Unmarshal(b, &f); err != nil {
-			return nil, fmt.Errorf("%s: not a credentials file", credFile)
-		}
-		cfg.AccessKeyID, cfg.SecretAccessKey, cfg.Region = f.AccessKeyID, f.SecretAccessKey, f.Region
-		if f.Endpoint != "" {
-			cfg.Endpoint = f.Endpoint
-		}
+	} else {
+		p.Overlay(nil)
 	}
 	if endpoint != "" {
-		cfg.Endpoint = endpoint
+		p.Endpoint = endpoint
 	}
-	if cfg.Endpoint == "" {
-		cfg.Endpoint = "http://127.0.0.1:8400" // make run
-	}
-	if cfg.AccessKeyID == "" || cfg.SecretAccessKey == "" {
+	if p.AccessKeyID == "" || p.SecretAccessKey == "" {
 		return nil, errors.New("no credentials: pass --credentials .kmsgo-data/admin-credentials.json or set KMS_ACCESS_KEY_ID and KMS_SECRET_ACCESS_KEY")
 	}
-	return kmsclient.New(cfg)
+	return kmsclient.New(p.Config())
 }

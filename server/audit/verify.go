@@ -51,6 +51,10 @@ func Verify(ctx context.Context, db *gorm.DB, chainKey []byte, anchors ...Head) 
 	}
 	h := newHasher(chainKey)
 	defer h.wipe()
+	return verify(ctx, db, h, anchors)
+}
+
+func verify(ctx context.Context, db *gorm.DB, h hasher, anchors []Head) (Report, error) {
 
 	var ids []string
 	if err := db.WithContext(ctx).Model(&row{}).Distinct("replica_id").Pluck("replica_id", &ids).Error; err != nil {

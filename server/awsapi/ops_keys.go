@@ -405,12 +405,12 @@ func (h *Handler) listKeyRotations(c *call, in *listKeyRotationsInput) (any, err
 	out := listKeyRotationsOutput{Rotations: []rotationEntry{}}
 	for _, v := range vs {
 		// Version 1 is the original material; every later version is a rotation.
-		if v.Version <= 1 || v.Version <= after {
+		if v.Version <= 1 || int64(v.Version) <= after {
 			continue
 		}
 		if len(out.Rotations) == n {
 			out.Truncated = true
-			out.NextMarker = encodeMarker("rotation", strconv.FormatInt(v.Version-1, 10))
+			out.NextMarker = encodeMarker("rotation", strconv.Itoa(v.Version-1))
 			break
 		}
 		out.Rotations = append(out.Rotations, rotationEntry{KeyID: k.KeyID, RotationDate: epoch(v.CreationDate)})

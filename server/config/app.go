@@ -64,6 +64,9 @@ type Deps struct {
 	HSM hsm.Backend
 	// Registry receives metrics; nil creates one with Go and process collectors.
 	Registry *prometheus.Registry
+	// Extra mounts more authenticated routes on the HTTP handler (see
+	// httpapi.Options.Extra), for example the AWS KMS JSON protocol.
+	Extra []httpapi.Route
 }
 
 // Migrations returns every schema step kmsd applies at start.
@@ -102,6 +105,9 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 		}
 		if sqlDB, err := a.DB.DB(); err == nil {
 			a.closers = append(a.closers, sqlDB.Close)
+		}
+		if c.Database.Driver == "sqlite" && c.effectiveSQLiteSync() == SQLiteSyncNormal {
+			a.closers = append(a.closers, checkpointEvery(a.DB, time.Second, log))
 		}
 	}
 	a.HSM = deps.HSM
@@ -154,16 +160,18 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 	}
 	db := a.DB
 	backend := a.HSM
+	if err := a.Registry.Register(hsmCollector{backend.Stats}); err != nil {
+		return nil, err
+	}
 	awsh, err := awsapi.New(awsapi.Options{KMS: a.KMS, Auth: a.Auth, Audit: a.Audit, AccountID: c.AWS.AccountID,
 		Logger: log, Registry: a.Registry, MaxBodyBytes: c.Limits.MaxBodyBytes, MaxInFlight: c.Limits.MaxInFlight, MetadataTTL: c.KMS.MetadataTTL})
 	if err != nil {
 		return nil, err
 	}
 	a.Handler, err = httpapi.New(httpapi.Options{
-		Keys:       &httpapi.KMSAdapter{S: a.KMS, TTL: c.KMS.MetadataTTL},
-		AccessKeys: httpapi.AuthAdapter{S: a.Auth},
-		Audit:      &httpapi.AuditAdapter{Logger: a.Audit, DB: a.DB, ChainKey: append([]byte(nil), chainKey...), Reason: kms.ReasonCode},
-		Auth:       httpapi.AuthAdapter{S: a.Auth},
+		KMS:   a.KMS,
+		Auth:  a.Auth,
+		Audit: a.Audit,
 		Ready: func(ctx context.Context) error {
 			sqlDB, err := db.DB()
 			if err != nil {
@@ -174,7 +182,6 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 			}
 			return backend.Health(ctx)
 		},
-		HSMStats:          backend.Stats,
 		Logger:            log,
 		Registry:          a.Registry,
 		TrustedProxies:    c.TrustedProxies,
@@ -182,6 +189,7 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 		MaxBodyBytes:      c.Limits.MaxBodyBytes,
 		MaxBatchBodyBytes: c.Limits.MaxBatchBodyBytes,
 		AWS:               awsh.Serve,
+		Extra:             deps.Extra,
 	})
 	if err != nil {
 		return nil, err
@@ -326,7 +334,7 @@ func openDB(c Config) (*gorm.DB, error) {
 			}
 			dsn = "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on"
 		}
-		d = sqlite.Open(sqliteDSN(dsn, c.Database.SQLiteSynchronous))
+		d = sqlite.Open(sqliteDSN(dsn, c.effectiveSQLiteSync()))
 	case "mysql":
 		d = mysql.Open(c.Database.DSN)
 	case "postgres":
@@ -418,4 +426,33 @@ func loadOrCreateText(path string, gen func() (string, error)) (string, error) {
 		return "", fmt.Errorf("config: %w", err)
 	}
 	return v, nil
+}
+
+// checkpointEvery runs a passive WAL checkpoint every d: with
+// synchronous=NORMAL this is where SQLite fsyncs, so committed records
+// (audit.sync group) reach the disk within about d even when the WAL stays
+// below its auto-checkpoint size. It returns the function that stops it.
+func checkpointEvery(db *gorm.DB, d time.Duration, log *slog.Logger) func() error {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := db.Exec("PRAGMA wal_checkpoint(PASSIVE)").Error; err != nil {
+					log.Warn("sqlite checkpoint failed", "error", err.Error())
+				}
+			}
+		}
+	}()
+	return func() error {
+		close(stop)
+		<-done
+		return nil
+	}
 }

@@ -68,10 +68,11 @@ type DatabaseConfig struct {
 	DSN string `yaml:"dsn"`
 	// MaxOpenConns bounds the connection pool (0: driver default).
 	MaxOpenConns int `yaml:"max_open_conns"`
-	// SQLiteSynchronous is SQLite's commit durability, "full" (default:
-	// every acknowledged commit survives power loss) or "normal" (survives a
-	// process crash only; see SQLiteSyncNormal). A _synchronous parameter in
-	// DSN takes precedence. Ignored for other drivers.
+	// SQLiteSynchronous is SQLite's commit durability, "full" (every
+	// acknowledged commit survives power loss) or "normal" (survives a
+	// process crash only; see SQLiteSyncNormal). Empty (the default) follows
+	// audit.sync: normal for group, full for strict. A _synchronous
+	// parameter in DSN takes precedence. Ignored for other drivers.
 	SQLiteSynchronous string `yaml:"sqlite_synchronous"`
 }
 
@@ -114,7 +115,26 @@ type AuditConfig struct {
 	ChainKeyFile string `yaml:"chain_key_file"`
 	// MaxBatch is the most records per group-commit transaction (default 256).
 	MaxBatch int `yaml:"max_batch"`
+	// Sync is the audit guarantee (AuditSyncGroup, the default, or
+	// AuditSyncStrict); see AuditSyncGroup.
+	Sync string `yaml:"sync"`
 }
+
+// Audit durability modes (audit.sync).
+//
+// With AuditSyncGroup every request is answered only after its audit
+// record is committed in a group-commit transaction, so every answered
+// request's record survives a kill -9 of kmsd; fsyncs are batched (on
+// SQLite: WAL with synchronous=NORMAL and a checkpoint at least every
+// second, so an OS crash or power loss may lose up to about a second of
+// records). With AuditSyncStrict the record is also fsynced before the
+// answer (SQLite synchronous=FULL): it survives power loss, at the cost of
+// an fsync per group commit. MySQL and PostgreSQL commits follow the
+// server's own durability settings in both modes.
+const (
+	AuditSyncGroup  = "group"
+	AuditSyncStrict = "strict"
+)
 
 // KMSConfig tunes the key service.
 type KMSConfig struct {
@@ -312,6 +332,11 @@ func (c Config) Validate() error {
 	}
 	if c.Database.Driver != "sqlite" && c.Database.DSN == "" {
 		return fmt.Errorf("%w: database.dsn is required for %s", ErrInvalid, c.Database.Driver)
+	}
+	switch c.Audit.Sync {
+	case "", AuditSyncGroup, AuditSyncStrict:
+	default:
+		return fmt.Errorf("%w: audit.sync must be group or strict", ErrInvalid)
 	}
 	if !validSQLiteSync(c.Database.SQLiteSynchronous) {
 		return fmt.Errorf("%w: database.sqlite_synchronous must be full or normal", ErrInvalid)

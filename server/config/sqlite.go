@@ -9,19 +9,20 @@ import (
 
 // SQLite synchronous modes accepted by database.sqlite_synchronous.
 //
-// SQLite runs in WAL mode. With "full" (the default) every commit, and so
+// SQLite runs in WAL mode. With "full" (audit.sync strict) every commit, and so
 // every audit record kmsd acknowledges, is fsynced: it survives a process
 // crash, an OS crash and a power loss. With "normal" a commit survives a
 // kmsd crash but the last transactions before an OS crash or power loss may
-// be lost (the database stays consistent): faster on slow disks, a weaker
-// audit guarantee. The production path is MySQL/PostgreSQL.
+// be lost (the database stays consistent); with audit.sync group (the
+// default) a checkpoint at least every second bounds that window. The
+// production path is MySQL/PostgreSQL.
 const (
 	SQLiteSyncFull   = "full"
 	SQLiteSyncNormal = "normal"
 )
 
 // validSQLiteSync reports whether v is an accepted sqlite_synchronous value
-// ("" means the default, full).
+// ("" means: from audit.sync).
 func validSQLiteSync(v string) bool {
 	switch v {
 	case "", SQLiteSyncFull, SQLiteSyncNormal:
@@ -37,6 +38,23 @@ func sqliteDSN(dsn, mode string) string {
 	if mode == "" {
 		mode = SQLiteSyncFull
 	}
+	return withSQLiteSync(dsn, mode)
+}
+
+// effectiveSQLiteSync is database.sqlite_synchronous, or what audit.sync
+// implies when it is empty.
+func (c Config) effectiveSQLiteSync() string {
+	switch {
+	case c.Database.SQLiteSynchronous != "":
+		return c.Database.SQLiteSynchronous
+	case c.Audit.Sync == AuditSyncStrict:
+		return SQLiteSyncFull
+	default:
+		return SQLiteSyncNormal
+	}
+}
+
+func withSQLiteSync(dsn, mode string) string {
 	if _, query, ok := strings.Cut(dsn, "?"); ok {
 		if q, err := url.ParseQuery(query); err == nil && (q.Has("_synchronous") || q.Has("_sync")) {
 			return dsn

@@ -40,13 +40,17 @@ func TestSQLiteSynchronousValidation(t *testing.T) {
 
 func TestOpenDBAppliesSQLiteSynchronous(t *testing.T) {
 	for _, tc := range []struct {
-		mode string
-		want int // PRAGMA synchronous: 1 NORMAL, 2 FULL
-	}{{"", 2}, {"full", 2}, {"normal", 1}} {
-		t.Run("mode="+tc.mode, func(t *testing.T) {
+		mode, audit string
+		want        int // PRAGMA synchronous: 1 NORMAL, 2 FULL
+	}{
+		{"", "", 1}, {"", AuditSyncGroup, 1}, {"", AuditSyncStrict, 2},
+		{"full", "", 2}, {"normal", "", 1}, {"normal", AuditSyncStrict, 1},
+	} {
+		t.Run("mode="+tc.mode+",audit="+tc.audit, func(t *testing.T) {
 			c := Defaults()
 			c.DataDir = t.TempDir()
 			c.Database.SQLiteSynchronous = tc.mode
+			c.Audit.Sync = tc.audit
 			db, err := openDB(c)
 			if err != nil {
 				t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"io"
 	"net/http"
 	"regexp"
@@ -75,7 +76,7 @@ func createKey(t *testing.T, srv *kmstest.Server, body map[string]any) string {
 	if st != http.StatusCreated {
 		t.Fatalf("create key: %d %s", st, out)
 	}
-	var md httpapi.KeyMetadata
+	var md kmsapi.KeyMetadata
 	if err := json.Unmarshal(out, &md); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func encrypt(t *testing.T, srv *kmstest.Server, keyID string, pt []byte, ec map[
 	if st != http.StatusOK {
 		t.Fatalf("encrypt: %d %s", st, out)
 	}
-	var r httpapi.EncryptResponse
+	var r kmsapi.EncryptResponse
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestNoRouteReachableUnauthenticated(t *testing.T) {
 				if resp.StatusCode != http.StatusUnauthorized {
 					t.Fatalf("%s: %d %s", name, resp.StatusCode, body)
 				}
-				checkError(t, resp, body, http.StatusUnauthorized, httpapi.CodeUnauthenticated)
+				checkError(t, resp, body, http.StatusUnauthorized, kmsapi.CodeUnauthenticated)
 			}
 		})
 	}
@@ -199,37 +200,37 @@ func TestBadInput(t *testing.T) {
 		status                   int
 		code                     string
 	}{
-		{"malformed json", "POST", "/v1/encrypt", `{"key_id":`, 400, httpapi.CodeValidation},
-		{"not an object", "POST", "/v1/encrypt", `[1,2]`, 400, httpapi.CodeValidation},
-		{"trailing data", "POST", "/v1/encrypt", `{"key_id":"` + keyID + `","plaintext":"eA=="} {}`, 400, httpapi.CodeValidation},
-		{"unknown field", "POST", "/v1/encrypt", `{"key_id":"` + keyID + `","plaintext":"eA==","extra":1}`, 400, httpapi.CodeValidation},
-		{"wrong type", "POST", "/v1/encrypt", `{"key_id":42,"plaintext":"eA=="}`, 400, httpapi.CodeValidation},
-		{"wrong type context", "POST", "/v1/encrypt", `{"key_id":"` + keyID + `","plaintext":"eA==","encryption_context":{"a":1}}`, 400, httpapi.CodeValidation},
-		{"bad base64", "POST", "/v1/encrypt", `{"key_id":"` + keyID + `","plaintext":"!!notbase64"}`, 400, httpapi.CodeValidation},
-		{"bad base64 decrypt", "POST", "/v1/decrypt", `{"ciphertext_blob":"%%%"}`, 400, httpapi.CodeValidation},
-		{"empty plaintext", "POST", "/v1/encrypt", `{"key_id":"` + keyID + `"}`, 400, httpapi.CodeValidation},
-		{"oversized body", "POST", "/v1/encrypt", big, 413, httpapi.CodePayloadTooLarge},
-		{"unknown key id", "POST", "/v1/encrypt", `{"key_id":"00000000-0000-4000-8000-000000000000","plaintext":"eA=="}`, 404, httpapi.CodeNotFound},
-		{"unknown alias", "POST", "/v1/encrypt", `{"key_id":"alias/nope","plaintext":"eA=="}`, 404, httpapi.CodeNotFound},
-		{"unknown key path", "GET", "/v1/keys/00000000-0000-4000-8000-000000000000", ``, 404, httpapi.CodeNotFound},
-		{"alias in key path", "POST", "/v1/keys/alias%2Fbad-input/disable", ``, 404, httpapi.CodeNotFound},
-		{"malformed key id", "POST", "/v1/keys/not-a-key/disable", ``, 404, httpapi.CodeNotFound},
-		{"unknown alias path", "GET", "/v1/aliases/nope", ``, 404, httpapi.CodeNotFound},
-		{"garbage ciphertext", "POST", "/v1/decrypt", `{"ciphertext_blob":"` + b64([]byte("garbage")) + `"}`, 400, httpapi.CodeInvalidCiphertext},
-		{"tampered ciphertext", "POST", "/v1/decrypt", `{"ciphertext_blob":"` + b64(tampered) + `","encryption_context":{"a":"b"}}`, 400, httpapi.CodeInvalidCiphertext},
-		{"wrong context", "POST", "/v1/decrypt", `{"ciphertext_blob":"` + b64(blob) + `","encryption_context":{"a":"B"}}`, 400, httpapi.CodeInvalidCiphertext},
-		{"wrong key named", "POST", "/v1/decrypt", `{"ciphertext_blob":"` + b64(blob) + `","encryption_context":{"a":"b"},"key_id":"alias/nope"}`, 400, httpapi.CodeInvalidCiphertext},
-		{"deletion window", "POST", "/v1/keys/" + keyID + "/schedule-deletion", `{"pending_window_days":3}`, 400, httpapi.CodeValidation},
-		{"random too many", "POST", "/v1/random", `{"number_of_bytes":4096}`, 400, httpapi.CodeValidation},
-		{"limit not a number", "GET", "/v1/keys?limit=abc", ``, 400, httpapi.CodeValidation},
-		{"unknown query", "GET", "/v1/keys?foo=1", ``, 400, httpapi.CodeValidation},
-		{"bad policy", "POST", "/v1/access-keys", `{"policy":{"statements":[{"effect":"Maybe","actions":["*"],"resources":["*"]}]}}`, 400, httpapi.CodeValidation},
-		{"unknown access key", "GET", "/v1/access-keys/AKKMSAAAAAAAAAAAAAAAA", ``, 404, httpapi.CodeNotFound},
-		{"empty batch", "POST", "/v1/decrypt/batch", `{"items":[]}`, 400, httpapi.CodeValidation},
-		{"no such route", "GET", "/v1/nothing", ``, 404, httpapi.CodeNotFound},
-		{"trailing slash is not redirected", "GET", "/v1/keys/", ``, 404, httpapi.CodeNotFound},
-		{"empty alias name is not redirected", "GET", "/v1/aliases/", ``, 404, httpapi.CodeNotFound},
-		{"bad audit cursor", "GET", "/v1/audit?after=zzz", ``, 400, httpapi.CodeValidation},
+		{"malformed json", "POST", "/v1/encrypt", `{"key_id":`, 400, kmsapi.CodeValidation},
+		{"not an object", "POST", "/v1/encrypt", `[1,2]`, 400, kmsapi.CodeValidation},
+		{"trailing data", "POST", "/v1/encrypt", `{"key_id":"` + keyID + `","plaintext":"eA=="} {}`, 400, kmsapi.CodeValidation},
+		{"unknown field", "POST", "/v1/encrypt", `{"key_id":"` + keyID + `","plaintext":"eA==","extra":1}`, 400, kmsapi.CodeValidation},
+		{"wrong type", "POST", "/v1/encrypt", `{"key_id":42,"plaintext":"eA=="}`, 400, kmsapi.CodeValidation},
+		{"wrong type context", "POST", "/v1/encrypt", `{"key_id":"` + keyID + `","plaintext":"eA==","encryption_context":{"a":1}}`, 400, kmsapi.CodeValidation},
+		{"bad base64", "POST", "/v1/encrypt", `{"key_id":"` + keyID + `","plaintext":"!!notbase64"}`, 400, kmsapi.CodeValidation},
+		{"bad base64 decrypt", "POST", "/v1/decrypt", `{"ciphertext_blob":"%%%"}`, 400, kmsapi.CodeValidation},
+		{"empty plaintext", "POST", "/v1/encrypt", `{"key_id":"` + keyID + `"}`, 400, kmsapi.CodeValidation},
+		{"oversized body", "POST", "/v1/encrypt", big, 413, kmsapi.CodePayloadTooLarge},
+		{"unknown key id", "POST", "/v1/encrypt", `{"key_id":"00000000-0000-4000-8000-000000000000","plaintext":"eA=="}`, 404, kmsapi.CodeNotFound},
+		{"unknown alias", "POST", "/v1/encrypt", `{"key_id":"alias/nope","plaintext":"eA=="}`, 404, kmsapi.CodeNotFound},
+		{"unknown key path", "GET", "/v1/keys/00000000-0000-4000-8000-000000000000", ``, 404, kmsapi.CodeNotFound},
+		{"unknown alias in key path", "POST", "/v1/keys/alias%2Fno-such-alias/disable", ``, 404, kmsapi.CodeNotFound},
+		{"malformed key id", "POST", "/v1/keys/not-a-key/disable", ``, 404, kmsapi.CodeNotFound},
+		{"unknown alias path", "GET", "/v1/aliases/nope", ``, 404, kmsapi.CodeNotFound},
+		{"garbage ciphertext", "POST", "/v1/decrypt", `{"ciphertext_blob":"` + b64([]byte("garbage")) + `"}`, 400, kmsapi.CodeInvalidCiphertext},
+		{"tampered ciphertext", "POST", "/v1/decrypt", `{"ciphertext_blob":"` + b64(tampered) + `","encryption_context":{"a":"b"}}`, 400, kmsapi.CodeInvalidCiphertext},
+		{"wrong context", "POST", "/v1/decrypt", `{"ciphertext_blob":"` + b64(blob) + `","encryption_context":{"a":"B"}}`, 400, kmsapi.CodeInvalidCiphertext},
+		{"wrong key named", "POST", "/v1/decrypt", `{"ciphertext_blob":"` + b64(blob) + `","encryption_context":{"a":"b"},"key_id":"alias/nope"}`, 400, kmsapi.CodeInvalidCiphertext},
+		{"deletion window", "POST", "/v1/keys/" + keyID + "/schedule-deletion", `{"pending_window_days":3}`, 400, kmsapi.CodeValidation},
+		{"random too many", "POST", "/v1/random", `{"number_of_bytes":4096}`, 400, kmsapi.CodeValidation},
+		{"limit not a number", "GET", "/v1/keys?limit=abc", ``, 400, kmsapi.CodeValidation},
+		{"unknown query", "GET", "/v1/keys?foo=1", ``, 400, kmsapi.CodeValidation},
+		{"bad policy", "POST", "/v1/access-keys", `{"policy":{"statements":[{"effect":"Maybe","actions":["*"],"resources":["*"]}]}}`, 400, kmsapi.CodeValidation},
+		{"unknown access key", "GET", "/v1/access-keys/AKKMSAAAAAAAAAAAAAAAA", ``, 404, kmsapi.CodeNotFound},
+		{"empty batch", "POST", "/v1/decrypt/batch", `{"items":[]}`, 400, kmsapi.CodeValidation},
+		{"no such route", "GET", "/v1/nothing", ``, 404, kmsapi.CodeNotFound},
+		{"trailing slash is not redirected", "GET", "/v1/keys/", ``, 404, kmsapi.CodeNotFound},
+		{"empty alias name is not redirected", "GET", "/v1/aliases/", ``, 404, kmsapi.CodeNotFound},
+		{"bad audit cursor", "GET", "/v1/audit?after=zzz", ``, 400, kmsapi.CodeValidation},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -264,7 +265,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for i, r := range br.Results {
 		if i == 7 {
-			if r.Error == nil || r.Error.Code != httpapi.CodeInvalidCiphertext || r.Plaintext != nil {
+			if r.Error == nil || r.Error.Code != kmsapi.CodeInvalidCiphertext || r.Plaintext != nil {
 				t.Fatalf("item 7: %+v", r)
 			}
 		} else if string(r.Plaintext) != "secret" || r.Error != nil {
@@ -283,7 +284,7 @@ func TestSignatureTampering(t *testing.T) {
 		if st != 200 {
 			t.Fatalf("list: %d %s", st, out)
 		}
-		var r httpapi.ListKeysResponse
+		var r kmsapi.ListKeysResponse
 		if err := json.Unmarshal(out, &r); err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +324,7 @@ func TestSignatureTampering(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, out := send(t, srv, tc.method, tc.path, body, tc.at, tc.tamper)
-			checkError(t, resp, out, http.StatusUnauthorized, httpapi.CodeUnauthenticated)
+			checkError(t, resp, out, http.StatusUnauthorized, kmsapi.CodeUnauthenticated)
 		})
 	}
 	if after := countKeys(); after != before {
@@ -352,5 +353,5 @@ func TestSignatureTampering(t *testing.T) {
 		t.Fatalf("first nonce use: %d %s", resp.StatusCode, out)
 	}
 	resp, out := replay()
-	checkError(t, resp, out, http.StatusUnauthorized, httpapi.CodeUnauthenticated)
+	checkError(t, resp, out, http.StatusUnauthorized, kmsapi.CodeUnauthenticated)
 }

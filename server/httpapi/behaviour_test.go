@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"io"
 	"net/http"
 	"strings"
@@ -54,8 +55,8 @@ func TestEveryAuthenticatedRequestIsAudited(t *testing.T) {
 	wants := []want{
 		{"kms:CreateKey", srv.AccessKeyID, id, "ok", ""},
 		{"kms:Encrypt", srv.AccessKeyID, id, "ok", ""},
-		{"kms:Decrypt", limitedID, id, "error", httpapi.CodeAccessDenied},
-		{"kms:Encrypt", srv.AccessKeyID, "", "error", httpapi.CodeValidation},
+		{"kms:Decrypt", limitedID, id, "error", kmsapi.CodeAccessDenied},
+		{"kms:Encrypt", srv.AccessKeyID, "", "error", kmsapi.CodeValidation},
 		{"kms:DisableKey", srv.AccessKeyID, id, "ok", ""},
 	}
 	if len(recs) != len(wants) {
@@ -88,12 +89,12 @@ func TestAuditFailureFailsTheRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, body := send(t, srv, "POST", "/v1/encrypt", []byte(`{"key_id":"`+id+`","plaintext":"c2VjcmV0"}`), time.Now(), nil)
-	checkError(t, resp, body, http.StatusInternalServerError, httpapi.CodeInternal)
+	checkError(t, resp, body, http.StatusInternalServerError, kmsapi.CodeInternal)
 	if strings.Contains(string(body), "ciphertext_blob") {
 		t.Fatal("result released without an audit record")
 	}
 	resp, body = send(t, srv, "POST", "/v1/random", []byte(`{"number_of_bytes":8}`), time.Now(), nil)
-	checkError(t, resp, body, http.StatusInternalServerError, httpapi.CodeInternal)
+	checkError(t, resp, body, http.StatusInternalServerError, kmsapi.CodeInternal)
 }
 
 func TestRequestIDsAndHealth(t *testing.T) {
@@ -187,7 +188,7 @@ func TestPolicies(t *testing.T) {
 			}
 		})
 	}
-	var md httpapi.KeyMetadata
+	var md kmsapi.KeyMetadata
 	call(t, srv, "GET", "/v1/keys/"+orders, nil, 200, &md)
 	if md.KeyState != "Enabled" {
 		t.Fatal("denied request changed the key")
@@ -201,7 +202,7 @@ func TestRejectedWritesLeaveNothing(t *testing.T) {
 	id := createKey(t, srv, map[string]any{"alias": "alias/taken"})
 	limited, secret := srv.CreateAccessKey(t, `{"statements":[{"effect":"Allow","actions":["kms:CreateKey"],"resources":["*"]}]}`)
 	count := func() int {
-		var r httpapi.ListKeysResponse
+		var r kmsapi.ListKeysResponse
 		call(t, srv, "GET", "/v1/keys", nil, 200, &r)
 		return len(r.Keys)
 	}
@@ -237,7 +238,7 @@ func TestRejectedWritesLeaveNothing(t *testing.T) {
 	if st, _ := srv.DoAs(t, mover, msecret, "PUT", "/v1/aliases/taken", map[string]any{"key_id": other}); st != 403 {
 		t.Fatalf("alias move without permission on the current key: %d", st)
 	}
-	var al httpapi.Alias
+	var al kmsapi.Alias
 	call(t, srv, "GET", "/v1/aliases/taken", nil, 200, &al)
 	if al.KeyID != id {
 		t.Fatalf("alias moved to %s", al.KeyID)

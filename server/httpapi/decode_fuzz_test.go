@@ -5,6 +5,8 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
 
 // FuzzDecodeStrict checks that the strict body decoder never panics, that
@@ -19,7 +21,7 @@ func FuzzDecodeStrict(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var in EncryptRequest
+		var in kmsapi.EncryptRequest
 		err := decodeStrict(body, &in)
 		if err != nil {
 			if !errors.Is(err, ErrValidation) {
@@ -31,7 +33,7 @@ func FuzzDecodeStrict(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var again EncryptRequest
+		var again kmsapi.EncryptRequest
 		if err := decodeStrict(b, &again); err != nil {
 			t.Fatalf("re-decode of %s: %v", b, err)
 		}
@@ -63,7 +65,7 @@ func TestDecodeStrict(t *testing.T) {
 		{`{"key_id":"a"`, false},
 	}
 	for _, tc := range cases {
-		var in EncryptRequest
+		var in kmsapi.EncryptRequest
 		err := decodeStrict([]byte(tc.body), &in)
 		if (err == nil) != tc.ok {
 			t.Errorf("decodeStrict(%q) = %v, want ok=%v", tc.body, err, tc.ok)

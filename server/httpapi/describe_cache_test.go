@@ -1,13 +1,13 @@
 package httpapi_test
 
 import (
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"testing"
 	"time"
 
 	"github.com/kmsgo/kmsgo/hsm/devhsm"
 	"github.com/kmsgo/kmsgo/server/config"
 	"github.com/kmsgo/kmsgo/server/dbtest"
-	"github.com/kmsgo/kmsgo/server/httpapi"
 	"github.com/kmsgo/kmsgo/server/kmstest"
 	"gorm.io/gorm"
 )
@@ -17,9 +17,9 @@ import (
 func TestDescribeKeyCacheFollowsChanges(t *testing.T) {
 	srv := kmstest.Start(t)
 	id := createKey(t, srv, nil)
-	describe := func() httpapi.KeyMetadata {
+	describe := func() kmsapi.KeyMetadata {
 		t.Helper()
-		var md httpapi.KeyMetadata
+		var md kmsapi.KeyMetadata
 		call(t, srv, "GET", "/v1/keys/"+id, nil, 200, &md)
 		return md
 	}
@@ -31,20 +31,20 @@ func TestDescribeKeyCacheFollowsChanges(t *testing.T) {
 		method, path string
 		body         any
 		want         int
-		check        func(md httpapi.KeyMetadata) bool
+		check        func(md kmsapi.KeyMetadata) bool
 	}{
 		{"tag", "POST", "/v1/keys/" + id + "/tags", map[string]any{"tags": map[string]string{"team": "pay"}}, 200,
-			func(md httpapi.KeyMetadata) bool { return md.Tags["team"] == "pay" }},
+			func(md kmsapi.KeyMetadata) bool { return md.Tags["team"] == "pay" }},
 		{"description", "PATCH", "/v1/keys/" + id, map[string]any{"description": "orders"}, 200,
-			func(md httpapi.KeyMetadata) bool { return md.Description == "orders" }},
+			func(md kmsapi.KeyMetadata) bool { return md.Description == "orders" }},
 		{"rotate", "POST", "/v1/keys/" + id + "/rotate", nil, 200,
-			func(md httpapi.KeyMetadata) bool { return md.PrimaryVersion == 2 }},
+			func(md kmsapi.KeyMetadata) bool { return md.PrimaryVersion == 2 }},
 		{"alias", "POST", "/v1/aliases", map[string]any{"alias_name": "alias/cache-test", "key_id": id}, 201,
-			func(md httpapi.KeyMetadata) bool { return len(md.Aliases) == 1 && md.Aliases[0] == "alias/cache-test" }},
+			func(md kmsapi.KeyMetadata) bool { return len(md.Aliases) == 1 && md.Aliases[0] == "alias/cache-test" }},
 		{"disable", "POST", "/v1/keys/" + id + "/disable", nil, 200,
-			func(md httpapi.KeyMetadata) bool { return md.KeyState == "Disabled" }},
+			func(md kmsapi.KeyMetadata) bool { return md.KeyState == "Disabled" }},
 		{"enable", "POST", "/v1/keys/" + id + "/enable", nil, 200,
-			func(md httpapi.KeyMetadata) bool { return md.KeyState == "Enabled" }},
+			func(md kmsapi.KeyMetadata) bool { return md.KeyState == "Enabled" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			describe() // cache the current answer
@@ -85,7 +85,7 @@ func TestDescribeKeyCacheBoundAcrossReplicas(t *testing.T) {
 		}
 		a, b := replica("replica-a"), replica("replica-b")
 		id := createKey(t, a, nil)
-		var md httpapi.KeyMetadata
+		var md kmsapi.KeyMetadata
 		call(t, b, "GET", "/v1/keys/"+id, nil, 200, &md) // B caches it
 		call(t, a, "POST", "/v1/keys/"+id+"/disable", nil, 200, nil)
 		disabled := time.Now()

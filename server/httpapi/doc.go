@@ -1,21 +1,25 @@
 // Package httpapi is kmsd's HTTP layer: a gin router exposing the
-// transport-free KMS service, access-key management and audit reads as the
-// resource-style JSON API described in API.md.
+// transport-free KMS service (server/kms), access-key management
+// (server/auth) and audit reads (server/audit) as the resource-style JSON
+// API described in API.md. Its wire types and error codes are
+// starter/kmsapi's, shared with the Go client and the OpenAPI document.
 //
-// Handlers are thin. For every protected route the middleware reads the body
-// under a size limit, authenticates the SigV4 signature, and then the handler
-// decodes strict JSON, authorizes the policy action against the key's
-// resources (key/<id> and alias/<name>), calls the service, appends an audit
-// record (fail closed: a failed append fails the request) and encodes the
-// answer. Errors always have the shape
+// One route table drives the gin registration, /openapi.json and one
+// generic handler (op): for every protected route the middleware reads the
+// body under a size limit and authenticates the SigV4 signature; op then
+// decodes strict JSON, locates the key (path, body key_id or the key named
+// inside a ciphertext, parsed once), resolves an alias (accepted wherever a
+// key id is, also as /v1/keys/alias%2Fname), authorizes the policy action
+// against the key's resources (key/<id> and alias/<name>) and calls the
+// core, which alone validates values. The audit record is appended before
+// the answer (fail closed: a failed append fails the request). Errors
+// always have the shape
 //
 //	{"error":{"code":"NotFound","message":"...","request_id":"..."}}
 //
-// The package depends on small ports (KeyService, AccessKeyService,
-// AuditLog, Authenticator) so it can be tested and wired independently;
-// adapters for server/kms, server/auth and server/audit live in this package
-// too (KMSAdapter, AuthAdapter, AuditAdapter in wire_*.go); server/config
-// assembles them.
+// Options.Extra mounts more authenticated routes (another protocol over the
+// same core, such as the AWS KMS JSON protocol at POST /) behind the same
+// limits, authentication and audit; see Route and Call.
 //
 // Unauthenticated routes: /healthz, /readyz, /metrics, /openapi.json.
 package httpapi

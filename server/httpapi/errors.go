@@ -1,52 +1,76 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
-	"net/http"
+	"fmt"
+	"strings"
+
+	"github.com/kmsgo/kmsgo/server/audit"
+	"github.com/kmsgo/kmsgo/server/auth"
+	"github.com/kmsgo/kmsgo/server/kms"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
 
-// Sentinel errors understood by the error mapper. Ports return errors that
-// match one of these (errors.Is) or hsm.ErrUnavailable; anything else is a
-// server fault (500).
+// Sentinel errors of the transport itself. Everything else is classified
+// from the core's errors (server/kms, server/auth, server/audit); the error
+// codes are kmsapi's.
 var (
-	ErrValidation        = errors.New("validation error")
-	ErrInvalidCiphertext = errors.New("invalid ciphertext")
-	ErrUnauthenticated   = errors.New("unauthenticated")
-	ErrAccessDenied      = errors.New("access denied")
-	ErrNotFound          = errors.New("not found")
-	ErrAlreadyExists     = errors.New("already exists")
-	ErrInvalidKeyState   = errors.New("invalid key state")
-	ErrPayloadTooLarge   = errors.New("payload too large")
-	ErrTooManyRequests   = errors.New("too many requests")
-	ErrAuditUnavailable  = errors.New("audit log unavailable")
+	ErrValidation       = errors.New("validation error")
+	ErrAccessDenied     = errors.New("access denied")
+	ErrNotFound         = errors.New("not found")
+	ErrPayloadTooLarge  = errors.New("payload too large")
+	ErrTooManyRequests  = errors.New("too many requests")
+	ErrAuditUnavailable = errors.New("audit log unavailable")
 )
 
-// Error codes of the API (see API.md).
-const (
-	CodeValidation        = "ValidationError"
-	CodeInvalidCiphertext = "InvalidCiphertext"
-	CodeUnauthenticated   = "Unauthenticated"
-	CodeAccessDenied      = "AccessDenied"
-	CodeNotFound          = "NotFound"
-	CodeAlreadyExists     = "AlreadyExists"
-	CodeInvalidKeyState   = "InvalidKeyState"
-	CodePayloadTooLarge   = "PayloadTooLarge"
-	CodeTooManyRequests   = "TooManyRequests"
-	CodeInternal          = "Internal"
-	CodeHSMUnavailable    = "HSMUnavailable"
-)
+func validationf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrValidation}, args...)...)
+}
 
-// codeStatus maps every code to its HTTP status.
-var codeStatus = map[string]int{
-	CodeValidation:        http.StatusBadRequest,
-	CodeInvalidCiphertext: http.StatusBadRequest,
-	CodeUnauthenticated:   http.StatusUnauthorized,
-	CodeAccessDenied:      http.StatusForbidden,
-	CodeNotFound:          http.StatusNotFound,
-	CodeAlreadyExists:     http.StatusConflict,
-	CodeInvalidKeyState:   http.StatusConflict,
-	CodePayloadTooLarge:   http.StatusRequestEntityTooLarge,
-	CodeTooManyRequests:   http.StatusTooManyRequests,
-	CodeInternal:          http.StatusInternalServerError,
-	CodeHSMUnavailable:    http.StatusServiceUnavailable,
+// classify maps an error to its API code and the message shown to callers.
+// Server faults get a fixed message; the details go to the log only.
+func classify(err error) (code, msg string) {
+	switch {
+	case errors.Is(err, kms.ErrInvalidCiphertext):
+		return kmsapi.CodeInvalidCiphertext, "the ciphertext could not be decrypted"
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return kmsapi.CodeUnauthenticated, "the request signature could not be verified"
+	case errors.Is(err, ErrAccessDenied):
+		return kmsapi.CodeAccessDenied, "not allowed by policy"
+	case errors.Is(err, ErrPayloadTooLarge):
+		return kmsapi.CodePayloadTooLarge, "request body too large"
+	case errors.Is(err, ErrValidation), errors.Is(err, kms.ErrValidation),
+		errors.Is(err, auth.ErrInvalidPolicy), errors.Is(err, auth.ErrInvalidArgument):
+		return kmsapi.CodeValidation, message(err)
+	case errors.Is(err, audit.ErrInvalidCursor):
+		return kmsapi.CodeValidation, "invalid after cursor"
+	case errors.Is(err, ErrNotFound), errors.Is(err, kms.ErrNotFound):
+		return kmsapi.CodeNotFound, message(err)
+	case errors.Is(err, auth.ErrNotFound):
+		return kmsapi.CodeNotFound, "access key not found"
+	case errors.Is(err, kms.ErrAlreadyExists):
+		return kmsapi.CodeAlreadyExists, message(err)
+	case errors.Is(err, kms.ErrInvalidKeyState):
+		return kmsapi.CodeInvalidKeyState, message(err)
+	case errors.Is(err, ErrTooManyRequests):
+		return kmsapi.CodeTooManyRequests, "rate limited"
+	case errors.Is(err, kms.ErrUnavailable):
+		return kmsapi.CodeHSMUnavailable, "the HSM is unavailable, retry later"
+	case errors.Is(err, ErrAuditUnavailable):
+		return kmsapi.CodeInternal, "the audit log is unavailable"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return kmsapi.CodeHSMUnavailable, "the request timed out"
+	default:
+		return kmsapi.CodeInternal, "internal error"
+	}
+}
+
+// message is an error's text without the package prefixes of the core.
+func message(err error) string {
+	m := err.Error()
+	for _, p := range []string{"kms: ", "auth: "} {
+		m = strings.ReplaceAll(m, p, "")
+	}
+	return m
 }

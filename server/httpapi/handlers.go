@@ -2,651 +2,407 @@ package httpapi
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net/http"
+	"encoding/json"
 	"strconv"
 	"strings"
 
-	"github.com/kmsgo/kmsgo/hsm"
+	"github.com/kmsgo/kmsgo/server/audit"
+	"github.com/kmsgo/kmsgo/server/auth"
+	"github.com/kmsgo/kmsgo/server/kms"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
 
-// keyParam reads the :id path segment (a key id, never an alias), resolves
-// it and authorizes action on the key's resources.
-func (rc *reqCtx) keyParam(action string) (KeyRef, error) {
-	id := rc.c.Param("id")
-	if id == "" || strings.HasPrefix(id, "alias/") {
-		return KeyRef{}, fmt.Errorf("%w: path takes a key id; resolve aliases with GET /v1/aliases/:name", ErrValidation)
-	}
-	rc.resources = appendUnique(rc.resources, "key/"+id)
-	return rc.authorizeKey(action, id)
+// The route handlers: each is the generic op with where the key is and
+// which core call answers. Only the shape of the JSON is checked here;
+// every rule lives in the core.
+
+type empty struct{}
+
+// keyOp is a body-less operation on the key of the path.
+func keyOp[Out any](call func(*kms.Service, context.Context, string) (Out, error)) handlerFunc {
+	return op(pathKey, func(rc *reqCtx, k kms.KeyRef, _ *empty) (Out, error) {
+		return call(rc.srv.kms, rc.ctx, k.KeyID)
+	})
 }
 
-func (s *Server) createKey(rc *reqCtx) (int, any, error) {
-	var in CreateKeyRequest
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	if err := rc.authorize(rc.action); err != nil {
-		return 0, nil, err
-	}
+var createKey = op(noKey, func(rc *reqCtx, _ kms.KeyRef, in *kmsapi.CreateKeyRequest) (*kmsapi.KeyMetadata, error) {
 	if in.Alias != "" {
 		// Naming the new key needs the alias permission too.
 		if err := rc.authorize("kms:CreateAlias", in.Alias); err != nil {
-			return 0, nil, err
+			return nil, err
 		}
 	}
-	md, err := s.opts.Keys.CreateKey(rc.ctx, in)
-	if err != nil {
-		return 0, nil, err
+	md, err := rc.srv.kms.CreateKey(rc.ctx, *in)
+	if err == nil {
+		rc.resources = appendUnique(rc.resources, "key/"+md.KeyID)
 	}
-	rc.resources = appendUnique(rc.resources, "key/"+md.KeyID)
-	return http.StatusCreated, md, nil
-}
+	return md, err
+})
 
-func (s *Server) listKeys(rc *reqCtx) (int, any, error) {
+// query reads the allowed query parameters, refusing any other.
+func query(rc *reqCtx, allowed ...string) (map[string]string, error) {
 	q := rc.c.Request.URL.Query()
+	out := make(map[string]string, len(q))
 	for k := range q {
-		switch k {
-		case "limit", "marker", "state", "alias", "tag":
-		default:
-			return 0, nil, fmt.Errorf("%w: unknown query parameter %q", ErrValidation, k)
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == k
 		}
-	}
-	in := ListKeysRequest{Marker: q.Get("marker"), State: q.Get("state"), Alias: q.Get("alias")}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return 0, nil, fmt.Errorf("%w: limit must be an integer 1-1000", ErrValidation)
+		if !ok {
+			return nil, validationf("unknown query parameter %q", k)
 		}
-		in.Limit = n
+		out[k] = q.Get(k)
 	}
-	if v := q.Get("tag"); v != "" {
-		k, val, ok := strings.Cut(v, ":")
-		if !ok || k == "" {
-			return 0, nil, fmt.Errorf("%w: tag must be key:value", ErrValidation)
-		}
-		in.TagKey, in.TagValue, in.HasTag = k, val, true
-	}
-	if err := rc.authorize(rc.action); err != nil {
-		return 0, nil, err
-	}
-	out, err := s.opts.Keys.ListKeys(rc.ctx, in)
-	if out.Keys == nil {
-		out.Keys = []KeyMetadata{}
-	}
-	return http.StatusOK, out, err
+	return out, nil
 }
 
-func (s *Server) describeKey(rc *reqCtx) (int, any, error) {
-	k, err := rc.keyParam(rc.action)
+func queryLimit(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
 	if err != nil {
-		return 0, nil, err
+		return 0, validationf("limit must be an integer")
 	}
-	md, err := s.opts.Keys.DescribeKey(rc.ctx, k.KeyID)
-	return http.StatusOK, md, err
+	return n, nil
 }
 
-func (s *Server) updateKey(rc *reqCtx) (int, any, error) {
-	var in descriptionBody
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
+var listKeys = op(noKey, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*kmsapi.ListKeysResponse, error) {
+	q, err := query(rc, "limit", "marker", "state", "alias", "tag")
+	if err != nil {
+		return nil, err
 	}
+	in := kms.ListKeysInput{Marker: q["marker"], State: kmsapi.KeyState(q["state"]), Alias: q["alias"], Tag: q["tag"]}
+	if in.Limit, err = queryLimit(q["limit"]); err != nil {
+		return nil, err
+	}
+	return rc.srv.kms.ListKeys(rc.ctx, in)
+})
+
+var updateKey = op(pathKey, func(rc *reqCtx, k kms.KeyRef, in *kmsapi.DescriptionRequest) (*kmsapi.KeyMetadata, error) {
 	if in.Description == nil {
-		return 0, nil, fmt.Errorf("%w: description is required", ErrValidation)
+		return nil, validationf("description is required")
 	}
-	k, err := rc.keyParam(rc.action)
-	if err != nil {
-		return 0, nil, err
-	}
-	md, err := s.opts.Keys.UpdateKeyDescription(rc.ctx, k.KeyID, *in.Description)
-	return http.StatusOK, md, err
-}
+	return rc.srv.kms.UpdateKey(rc.ctx, kms.UpdateKeyInput{KeyID: k.KeyID, Description: *in.Description})
+})
 
-// keyStateOp builds the handler of a body-less key operation.
-func (s *Server) keyStateOp(action string, op func(context.Context, string) (KeyMetadata, error)) handlerFunc {
-	return func(rc *reqCtx) (int, any, error) {
-		if err := rc.decode(&struct{}{}); err != nil {
-			return 0, nil, err
-		}
-		k, err := rc.keyParam(action)
-		if err != nil {
-			return 0, nil, err
-		}
-		md, err := op(rc.ctx, k.KeyID)
-		return http.StatusOK, md, err
-	}
-}
-
-func (s *Server) scheduleDeletion(rc *reqCtx) (int, any, error) {
-	var in scheduleDeletionBody
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	days := 30
+var scheduleDeletion = op(pathKey, func(rc *reqCtx, k kms.KeyRef, in *kmsapi.ScheduleDeletionRequest) (*kmsapi.KeyMetadata, error) {
+	days := kms.DefaultDeletionDays
 	if in.PendingWindowDays != nil {
 		days = *in.PendingWindowDays
 	}
-	if days < 7 || days > 30 {
-		return 0, nil, fmt.Errorf("%w: pending_window_days must be 7-30", ErrValidation)
-	}
-	k, err := rc.keyParam(rc.action)
-	if err != nil {
-		return 0, nil, err
-	}
-	md, err := s.opts.Keys.ScheduleKeyDeletion(rc.ctx, k.KeyID, days)
-	return http.StatusOK, md, err
-}
+	return rc.srv.kms.ScheduleKeyDeletion(rc.ctx, kms.ScheduleKeyDeletionInput{KeyID: k.KeyID, PendingWindowDays: days})
+})
 
-func (s *Server) getRotationPolicy(rc *reqCtx) (int, any, error) {
-	k, err := rc.keyParam(rc.action)
-	if err != nil {
-		return 0, nil, err
-	}
-	p, err := s.opts.Keys.GetRotationPolicy(rc.ctx, k.KeyID)
-	return http.StatusOK, p, err
-}
+var getRotationPolicy = keyOp((*kms.Service).GetRotationPolicy)
 
-func (s *Server) setRotationPolicy(rc *reqCtx) (int, any, error) {
-	var in rotationPolicyBody
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
+var setRotationPolicy = op(pathKey, func(rc *reqCtx, k kms.KeyRef, in *kmsapi.RotationPolicyRequest) (*kmsapi.RotationPolicy, error) {
 	if in.Enabled == nil {
-		return 0, nil, fmt.Errorf("%w: enabled is required", ErrValidation)
+		return nil, validationf("enabled is required")
 	}
 	days := 0
 	if in.PeriodDays != nil {
 		days = *in.PeriodDays
 	}
-	k, err := rc.keyParam(rc.action)
-	if err != nil {
-		return 0, nil, err
-	}
-	p, err := s.opts.Keys.SetRotationPolicy(rc.ctx, k.KeyID, *in.Enabled, days)
-	return http.StatusOK, p, err
-}
+	return rc.srv.kms.SetRotationPolicy(rc.ctx, kms.SetRotationPolicyInput{KeyID: k.KeyID, Enabled: *in.Enabled, PeriodDays: days})
+})
 
-func (s *Server) listVersions(rc *reqCtx) (int, any, error) {
-	k, err := rc.keyParam(rc.action)
-	if err != nil {
-		return 0, nil, err
+var listVersions = op(pathKey, func(rc *reqCtx, k kms.KeyRef, _ *empty) (*kmsapi.VersionsResponse, error) {
+	vs, err := rc.srv.kms.ListKeyVersions(rc.ctx, k.KeyID)
+	if vs == nil {
+		vs = []kmsapi.KeyVersion{}
 	}
-	v, err := s.opts.Keys.ListKeyVersions(rc.ctx, k.KeyID)
-	if v == nil {
-		v = []KeyVersion{}
-	}
-	return http.StatusOK, versionsResponse{Versions: v}, err
-}
+	return &kmsapi.VersionsResponse{Versions: vs}, err
+})
 
-func tagsOut(t map[string]string, err error) (int, any, error) {
+func tags(t map[string]string, err error) (*kmsapi.Tags, error) {
 	if t == nil {
 		t = map[string]string{}
 	}
-	return http.StatusOK, tagsBody{Tags: t}, err
+	return &kmsapi.Tags{Tags: t}, err
 }
 
-func (s *Server) listTags(rc *reqCtx) (int, any, error) {
-	k, err := rc.keyParam(rc.action)
-	if err != nil {
-		return 0, nil, err
-	}
-	return tagsOut(s.opts.Keys.ListTags(rc.ctx, k.KeyID))
-}
+var listTags = op(pathKey, func(rc *reqCtx, k kms.KeyRef, _ *empty) (*kmsapi.Tags, error) {
+	return tags(rc.srv.kms.ListTags(rc.ctx, k.KeyID))
+})
 
-func (s *Server) tagKey(rc *reqCtx) (int, any, error) {
-	var in tagsBody
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	if len(in.Tags) == 0 {
-		return 0, nil, fmt.Errorf("%w: tags is required", ErrValidation)
-	}
-	k, err := rc.keyParam(rc.action)
-	if err != nil {
-		return 0, nil, err
-	}
-	return tagsOut(s.opts.Keys.TagKey(rc.ctx, k.KeyID, in.Tags))
-}
+var tagKey = op(pathKey, func(rc *reqCtx, k kms.KeyRef, in *kmsapi.Tags) (*kmsapi.Tags, error) {
+	return tags(rc.srv.kms.TagKey(rc.ctx, kms.TagKeyInput{KeyID: k.KeyID, Tags: in.Tags}))
+})
 
-func (s *Server) untagKey(rc *reqCtx) (int, any, error) {
-	var in untagBody
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	if len(in.TagKeys) == 0 {
-		return 0, nil, fmt.Errorf("%w: tag_keys is required", ErrValidation)
-	}
-	k, err := rc.keyParam(rc.action)
-	if err != nil {
-		return 0, nil, err
-	}
-	return tagsOut(s.opts.Keys.UntagKey(rc.ctx, k.KeyID, in.TagKeys))
-}
+var untagKey = op(pathKey, func(rc *reqCtx, k kms.KeyRef, in *kmsapi.UntagRequest) (*kmsapi.Tags, error) {
+	return tags(rc.srv.kms.UntagKey(rc.ctx, kms.UntagKeyInput{KeyID: k.KeyID, TagKeys: in.TagKeys}))
+})
 
-func (s *Server) importParams(rc *reqCtx) (int, any, error) {
-	var in importParamsBody
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	if in.WrappingAlgorithm == "" {
-		in.WrappingAlgorithm = "RSAES_OAEP_SHA_256"
-	}
-	k, err := rc.keyParam(rc.action)
-	if err != nil {
-		return 0, nil, err
-	}
-	p, err := s.opts.Keys.GetParametersForImport(rc.ctx, k.KeyID, in.WrappingAlgorithm)
-	return http.StatusOK, p, err
-}
+var importParams = op(pathKey, func(rc *reqCtx, k kms.KeyRef, in *kmsapi.ImportParametersRequest) (*kmsapi.ImportParameters, error) {
+	return rc.srv.kms.GetParametersForImport(rc.ctx, kms.GetParametersForImportInput{KeyID: k.KeyID, WrappingAlgorithm: in.WrappingAlgorithm})
+})
 
-func (s *Server) importKey(rc *reqCtx) (int, any, error) {
-	var in importBody
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	if len(in.ImportToken) == 0 || len(in.EncryptedKeyMaterial) == 0 {
-		return 0, nil, fmt.Errorf("%w: import_token and encrypted_key_material are required", ErrValidation)
-	}
-	k, err := rc.keyParam(rc.action)
-	if err != nil {
-		return 0, nil, err
-	}
-	md, err := s.opts.Keys.ImportKeyMaterial(rc.ctx, k.KeyID, in.ImportToken, in.EncryptedKeyMaterial)
-	return http.StatusOK, md, err
-}
+var importKey = op(pathKey, func(rc *reqCtx, k kms.KeyRef, in *kmsapi.ImportRequest) (*kmsapi.KeyMetadata, error) {
+	return rc.srv.kms.ImportKeyMaterial(rc.ctx, kms.ImportKeyMaterialInput{KeyID: k.KeyID, ImportToken: in.ImportToken, EncryptedKeyMaterial: in.EncryptedKeyMaterial})
+})
 
 // aliasParam returns the full alias name of the :name path segment.
-func aliasParam(rc *reqCtx) (string, error) {
-	n := rc.c.Param("name")
-	n = strings.TrimPrefix(n, "alias/")
-	if n == "" {
-		return "", fmt.Errorf("%w: alias name is required", ErrValidation)
-	}
-	return "alias/" + n, nil
+func aliasParam(rc *reqCtx) string {
+	return kmsapi.AliasPrefix + strings.TrimPrefix(rc.c.Param("name"), kmsapi.AliasPrefix)
 }
 
-func (s *Server) listAliases(rc *reqCtx) (int, any, error) {
-	keyID := rc.c.Query("key_id")
-	for k := range rc.c.Request.URL.Query() {
-		if k != "key_id" {
-			return 0, nil, fmt.Errorf("%w: unknown query parameter %q", ErrValidation, k)
-		}
+var listAliases = op(func(rc *reqCtx, _ any) (kms.KeyRef, error) {
+	q, err := query(rc, "key_id")
+	if err != nil {
+		return kms.KeyRef{}, err
 	}
-	if keyID != "" {
-		k, err := rc.authorizeKey(rc.action, keyID)
-		if err != nil {
-			return 0, nil, err
-		}
-		keyID = k.KeyID
-	} else if err := rc.authorize(rc.action); err != nil {
-		return 0, nil, err
+	if q["key_id"] == "" {
+		return kms.KeyRef{}, rc.authorize(rc.action)
 	}
-	as, err := s.opts.Keys.ListAliases(rc.ctx, keyID)
+	return rc.authorizeKey(rc.action, q["key_id"])
+}, func(rc *reqCtx, k kms.KeyRef, _ *empty) (*kmsapi.AliasesResponse, error) {
+	as, err := rc.srv.kms.ListAliases(rc.ctx, k.KeyID)
 	if as == nil {
-		as = []Alias{}
+		as = []kmsapi.Alias{}
 	}
-	return http.StatusOK, aliasesResponse{Aliases: as}, err
+	return &kmsapi.AliasesResponse{Aliases: as}, err
+})
+
+// aliasKey: the key the :name alias names.
+func aliasKey(rc *reqCtx, _ any) (kms.KeyRef, error) {
+	return rc.authorizeKey(rc.action, aliasParam(rc))
 }
 
-func (s *Server) getAlias(rc *reqCtx) (int, any, error) {
-	name, err := aliasParam(rc)
-	if err != nil {
-		return 0, nil, err
-	}
-	k, err := rc.authorizeKey(rc.action, name)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, Alias{AliasName: name, KeyID: k.KeyID}, nil
-}
+var getAlias = op(aliasKey, func(rc *reqCtx, k kms.KeyRef, _ *empty) (*kmsapi.Alias, error) {
+	return &kmsapi.Alias{AliasName: aliasParam(rc), KeyID: k.KeyID}, nil
+})
 
-func (s *Server) createAlias(rc *reqCtx) (int, any, error) {
-	var in createAliasBody
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	if in.AliasName == "" || in.KeyID == "" {
-		return 0, nil, fmt.Errorf("%w: alias_name and key_id are required", ErrValidation)
-	}
-	k, err := s.opts.Keys.ResolveKey(rc.ctx, in.KeyID)
+var createAlias = op(noKeyYet, func(rc *reqCtx, _ kms.KeyRef, in *kmsapi.Alias) (*kmsapi.Alias, error) {
+	k, err := rc.srv.kms.ResolveKey(rc.ctx, in.KeyID)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	if err := rc.authorize(rc.action, append(k.Resources(), in.AliasName)...); err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	a, err := s.opts.Keys.CreateAlias(rc.ctx, in.AliasName, k.KeyID)
-	return http.StatusCreated, a, err
-}
+	return rc.srv.kms.CreateAlias(rc.ctx, kms.CreateAliasInput{AliasName: in.AliasName, KeyID: k.KeyID})
+})
 
-func (s *Server) updateAlias(rc *reqCtx) (int, any, error) {
-	var in updateAliasBody
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	name, err := aliasParam(rc)
-	if err != nil {
-		return 0, nil, err
-	}
-	if in.KeyID == "" {
-		return 0, nil, fmt.Errorf("%w: key_id is required", ErrValidation)
-	}
-	// Both the key the alias names now and the new target must be allowed.
-	if _, err := rc.authorizeKey(rc.action, name); err != nil {
-		return 0, nil, err
-	}
+// noKeyYet: the handler authorizes itself.
+func noKeyYet(*reqCtx, any) (kms.KeyRef, error) { return kms.KeyRef{}, nil }
+
+var updateAlias = op(aliasKey, func(rc *reqCtx, _ kms.KeyRef, in *kmsapi.UpdateAliasRequest) (*kmsapi.Alias, error) {
+	// Both the key the alias names now (located) and the new target must
+	// be allowed.
 	k, err := rc.authorizeKey(rc.action, in.KeyID)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	a, err := s.opts.Keys.UpdateAlias(rc.ctx, name, k.KeyID)
-	return http.StatusOK, a, err
-}
+	return rc.srv.kms.UpdateAlias(rc.ctx, kms.UpdateAliasInput{AliasName: aliasParam(rc), KeyID: k.KeyID})
+})
 
-func (s *Server) deleteAlias(rc *reqCtx) (int, any, error) {
-	name, err := aliasParam(rc)
-	if err != nil {
-		return 0, nil, err
-	}
-	if _, err := rc.authorizeKey(rc.action, name); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, s.opts.Keys.DeleteAlias(rc.ctx, name)
-}
+var deleteAlias = op(aliasKey, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*empty, error) {
+	return nil, rc.srv.kms.DeleteAlias(rc.ctx, aliasParam(rc))
+})
 
-func (s *Server) encrypt(rc *reqCtx) (int, any, error) {
-	var in EncryptRequest
-	rc.onDone(func() { hsm.Zero(in.Plaintext) })
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	k, err := rc.authorizeKey(rc.action, in.KeyID)
-	if err != nil {
-		return 0, nil, err
-	}
-	in.KeyID = k.KeyID
-	out, err := s.opts.Keys.Encrypt(rc.ctx, in)
-	rc.keyVersion = out.KeyVersion
-	s.metrics.cryptoOp("Encrypt", k.KeyID, err)
-	return http.StatusOK, out, err
-}
+var encrypt = op(bodyKey, func(rc *reqCtx, k kms.KeyRef, in *kmsapi.EncryptRequest) (*kmsapi.EncryptResponse, error) {
+	out, err := rc.srv.kms.Encrypt(rc.ctx, *in)
+	rc.srv.metrics.cryptoOp("Encrypt", k.KeyID, err)
+	return out, err
+})
 
-// authorizeCiphertext finds the key inside blob and authorizes action on
-// it. Any failure to identify the key is the opaque ErrInvalidCiphertext.
-func (rc *reqCtx) authorizeCiphertext(action string, blob []byte) (KeyRef, error) {
-	if len(blob) == 0 {
-		return KeyRef{}, fmt.Errorf("%w: ciphertext_blob is required", ErrValidation)
-	}
-	id, err := rc.srv.opts.Keys.CiphertextKeyID(blob)
-	if err != nil {
-		return KeyRef{}, ErrInvalidCiphertext
-	}
-	k, err := rc.srv.opts.Keys.ResolveKey(rc.ctx, id)
-	if err != nil {
-		if isNotFound(err) {
-			return KeyRef{}, ErrInvalidCiphertext
-		}
-		return KeyRef{}, err
-	}
-	return k, rc.authorize(action, k.Resources()...)
-}
+var decrypt = op(ciphertextKey("", "Decrypt"), func(rc *reqCtx, k kms.KeyRef, in *kmsapi.DecryptRequest) (*kmsapi.DecryptResponse, error) {
+	out, err := rc.srv.kms.DecryptCiphertext(rc.ctx, rc.ct, in.EncryptionContext, in.KeyID)
+	rc.srv.metrics.cryptoOp("Decrypt", k.KeyID, err)
+	return out, err
+})
 
-func (s *Server) decrypt(rc *reqCtx) (int, any, error) {
-	var in DecryptRequest
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
+var decryptBatch = op(noKeyYet, func(rc *reqCtx, _ kms.KeyRef, in *kmsapi.DecryptBatchRequest) (*kmsapi.DecryptBatchResponse, error) {
+	if len(in.Items) == 0 || len(in.Items) > kms.MaxBatchDecrypt {
+		return nil, validationf("items must hold 1-%d entries", kms.MaxBatchDecrypt)
 	}
-	k, err := rc.authorizeCiphertext(rc.action, in.CiphertextBlob)
-	if err != nil {
-		s.metrics.cryptoOp("Decrypt", k.KeyID, err)
-		return 0, nil, err
-	}
-	if in.KeyID != "" {
-		want, err := s.opts.Keys.ResolveKey(rc.ctx, in.KeyID)
-		if err != nil || want.KeyID != k.KeyID {
-			s.metrics.cryptoOp("Decrypt", k.KeyID, ErrInvalidCiphertext)
-			return 0, nil, ErrInvalidCiphertext
-		}
-	}
-	in.KeyID = k.KeyID
-	out, err := s.opts.Keys.Decrypt(rc.ctx, in)
-	rc.keyVersion = out.KeyVersion
-	rc.onDone(func() { hsm.Zero(out.Plaintext) })
-	s.metrics.cryptoOp("Decrypt", k.KeyID, err)
-	return http.StatusOK, out, err
-}
-
-func (s *Server) decryptBatch(rc *reqCtx) (int, any, error) {
-	var in batchDecryptBody
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	if len(in.Items) == 0 || len(in.Items) > MaxBatchItems {
-		return 0, nil, fmt.Errorf("%w: items must hold 1-%d entries", ErrValidation, MaxBatchItems)
-	}
-	out := batchDecryptResponse{Results: make([]batchDecryptResult, len(in.Items))}
+	out := &kmsapi.DecryptBatchResponse{Results: make([]kmsapi.DecryptBatchResult, len(in.Items))}
 	rc.onDone(func() {
 		for _, r := range out.Results {
-			hsm.Zero(r.Plaintext)
+			zero(r.Plaintext)
 		}
 	})
 	for i, it := range in.Items {
 		k, err := rc.authorizeCiphertext(rc.action, it.CiphertextBlob)
 		if err == nil {
-			var res DecryptResponse
-			res, err = s.opts.Keys.Decrypt(rc.ctx, DecryptRequest{CiphertextBlob: it.CiphertextBlob, EncryptionContext: it.EncryptionContext, KeyID: k.KeyID})
+			var res *kmsapi.DecryptResponse
+			res, err = rc.srv.kms.DecryptCiphertext(rc.ctx, rc.ct, it.EncryptionContext, it.KeyID)
 			if err == nil {
-				out.Results[i] = batchDecryptResult{KeyID: res.KeyID, KeyVersion: res.KeyVersion, Plaintext: res.Plaintext}
+				out.Results[i] = kmsapi.DecryptBatchResult{KeyID: res.KeyID, KeyVersion: res.KeyVersion, Plaintext: res.Plaintext}
 			}
 		}
-		s.metrics.cryptoOp("Decrypt", k.KeyID, err)
+		rc.srv.metrics.cryptoOp("Decrypt", k.KeyID, err)
 		if err != nil {
 			code, msg := classify(err)
-			if code == CodeInternal || code == CodeHSMUnavailable {
+			if code == kmsapi.CodeInternal || code == kmsapi.CodeHSMUnavailable {
 				// Server faults fail the whole batch so clients retry it.
-				return 0, nil, err
+				return nil, err
 			}
-			out.Results[i] = batchDecryptResult{Error: &apiError{Code: code, Message: msg}}
+			out.Results[i] = kmsapi.DecryptBatchResult{Error: &kmsapi.Error{Code: code, Message: msg}}
 		}
 	}
-	return http.StatusOK, out, nil
-}
+	return out, nil
+})
 
-func (s *Server) generateDataKey(withPlaintext bool) handlerFunc {
-	op := "GenerateDataKey"
+func generateDataKey(withPlaintext bool) handlerFunc {
+	name, call := "GenerateDataKey", (*kms.Service).GenerateDataKey
 	if !withPlaintext {
-		op = "GenerateDataKeyWithoutPlaintext"
+		name, call = "GenerateDataKeyWithoutPlaintext", (*kms.Service).GenerateDataKeyWithoutPlaintext
 	}
-	return func(rc *reqCtx) (int, any, error) {
-		var in GenerateDataKeyRequest
-		if err := rc.decode(&in); err != nil {
-			return 0, nil, err
-		}
-		k, err := rc.authorizeKey(rc.action, in.KeyID)
-		if err != nil {
-			return 0, nil, err
-		}
-		in.KeyID = k.KeyID
-		out, err := s.opts.Keys.GenerateDataKey(rc.ctx, in, withPlaintext)
-		rc.keyVersion = out.KeyVersion
-		pt := out.Plaintext // zeroed even though out.Plaintext is cleared below
-		rc.onDone(func() { hsm.Zero(pt) })
-		s.metrics.cryptoOp(op, k.KeyID, err)
-		if !withPlaintext {
-			out.Plaintext = nil
-		}
-		return http.StatusOK, out, err
-	}
+	return op(bodyKey, func(rc *reqCtx, k kms.KeyRef, in *kmsapi.GenerateDataKeyRequest) (*kmsapi.GenerateDataKeyResponse, error) {
+		out, err := call(rc.srv.kms, rc.ctx, *in)
+		rc.srv.metrics.cryptoOp(name, k.KeyID, err)
+		return out, err
+	})
 }
 
-func (s *Server) reEncrypt(rc *reqCtx) (int, any, error) {
-	var in ReEncryptRequest
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	src, err := rc.authorizeCiphertext("kms:ReEncryptFrom", in.CiphertextBlob)
-	if err != nil {
-		return 0, nil, err
-	}
-	if in.DestinationKeyID == "" {
-		in.DestinationKeyID = src.KeyID // re-encrypt under the source key's newest version
-	}
-	dst, err := rc.authorizeKey("kms:ReEncryptTo", in.DestinationKeyID)
-	if err != nil {
-		return 0, nil, err
+var reEncrypt = op(ciphertextKey("kms:ReEncryptFrom", "ReEncrypt"), func(rc *reqCtx, src kms.KeyRef, in *kmsapi.ReEncryptRequest) (*kmsapi.ReEncryptResponse, error) {
+	dst := src
+	if in.DestinationKeyID != "" {
+		var err error
+		if dst, err = rc.authorizeKey("kms:ReEncryptTo", in.DestinationKeyID); err != nil {
+			return nil, err
+		}
+	} else if err := rc.authorize("kms:ReEncryptTo", src.Resources()...); err != nil {
+		return nil, err
 	}
 	in.DestinationKeyID = dst.KeyID
-	out, err := s.opts.Keys.ReEncrypt(rc.ctx, in)
-	s.metrics.cryptoOp("ReEncrypt", src.KeyID, err)
-	return http.StatusOK, out, err
+	out, err := rc.srv.kms.ReEncryptCiphertext(rc.ctx, rc.ct, *in)
+	rc.srv.metrics.cryptoOp("ReEncrypt", src.KeyID, err)
+	return out, err
+})
+
+var random = op(noKey, func(rc *reqCtx, _ kms.KeyRef, in *kmsapi.RandomRequest) (*kmsapi.RandomResponse, error) {
+	b, err := rc.srv.kms.GenerateRandom(rc.ctx, in.NumberOfBytes)
+	if err != nil {
+		return nil, err
+	}
+	return &kmsapi.RandomResponse{Plaintext: b}, nil
+})
+
+// Access keys: the wire AccessKey carries the policy as JSON.
+
+func toAccessKey(k auth.AccessKey, secret string) (*kmsapi.AccessKey, error) {
+	pol, err := json.Marshal(k.Policy)
+	if err != nil {
+		return nil, err
+	}
+	return &kmsapi.AccessKey{AccessKeyID: k.ID, SecretAccessKey: secret, Description: k.Description,
+		Status: string(k.Status), Policy: pol, CreationDate: k.CreationDate}, nil
 }
 
-func (s *Server) random(rc *reqCtx) (int, any, error) {
-	var in randomBody
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
+func oneAccessKey(k auth.AccessKey, err error) (*kmsapi.AccessKey, error) {
+	if err != nil {
+		return nil, err
 	}
-	if in.NumberOfBytes < 1 || in.NumberOfBytes > 1024 {
-		return 0, nil, fmt.Errorf("%w: number_of_bytes must be 1-1024", ErrValidation)
-	}
-	if err := rc.authorize(rc.action); err != nil {
-		return 0, nil, err
-	}
-	b, err := s.opts.Keys.GenerateRandom(rc.ctx, in.NumberOfBytes)
-	rc.onDone(func() { hsm.Zero(b) })
-	return http.StatusOK, randomResponse{Plaintext: b}, err
+	return toAccessKey(k, "")
 }
 
-func (s *Server) createAccessKey(rc *reqCtx) (int, any, error) {
-	var in createAccessKeyBody
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	if len(in.Policy) == 0 {
-		return 0, nil, fmt.Errorf("%w: policy is required", ErrValidation)
-	}
-	if err := rc.authorize(rc.action); err != nil {
-		return 0, nil, err
-	}
-	ak, err := s.opts.AccessKeys.CreateAccessKey(rc.ctx, in.Description, in.Policy)
-	if ak.AccessKeyID != "" {
-		rc.resources = appendUnique(rc.resources, "access-key/"+ak.AccessKeyID)
-	}
-	return http.StatusCreated, ak, err
-}
-
-func (s *Server) listAccessKeys(rc *reqCtx) (int, any, error) {
-	if err := rc.authorize(rc.action); err != nil {
-		return 0, nil, err
-	}
-	aks, err := s.opts.AccessKeys.ListAccessKeys(rc.ctx)
-	for i := range aks {
-		aks[i].SecretAccessKey = ""
-	}
-	if aks == nil {
-		aks = []AccessKey{}
-	}
-	return http.StatusOK, accessKeysResponse{AccessKeys: aks}, err
-}
-
-func (rc *reqCtx) accessKeyParam() (string, error) {
+// accessKeyParam: the access key of the :id path segment.
+func accessKeyParam(rc *reqCtx, _ any) (kms.KeyRef, error) {
 	id := rc.c.Param("id")
-	if id == "" {
-		return "", fmt.Errorf("%w: access key id is required", ErrValidation)
-	}
 	rc.resources = appendUnique(rc.resources, "access-key/"+id)
-	return id, rc.authorize(rc.action)
+	return kms.KeyRef{}, rc.authorize(rc.action)
 }
 
-func (s *Server) describeAccessKey(rc *reqCtx) (int, any, error) {
-	id, err := rc.accessKeyParam()
+var createAccessKey = op(noKey, func(rc *reqCtx, _ kms.KeyRef, in *kmsapi.CreateAccessKeyRequest) (*kmsapi.AccessKey, error) {
+	p, err := auth.ParsePolicy(in.Policy)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	ak, err := s.opts.AccessKeys.GetAccessKey(rc.ctx, id)
-	ak.SecretAccessKey = ""
-	return http.StatusOK, ak, err
-}
-
-func (s *Server) setAccessKeyPolicy(rc *reqCtx) (int, any, error) {
-	var in policyBody
-	if err := rc.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	if len(in.Policy) == 0 {
-		return 0, nil, fmt.Errorf("%w: policy is required", ErrValidation)
-	}
-	id, err := rc.accessKeyParam()
+	k, secret, err := rc.srv.opts.Auth.CreateAccessKey(rc.ctx, in.Description, p)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	ak, err := s.opts.AccessKeys.SetAccessKeyPolicy(rc.ctx, id, in.Policy)
-	ak.SecretAccessKey = ""
-	return http.StatusOK, ak, err
-}
+	rc.resources = appendUnique(rc.resources, "access-key/"+k.ID)
+	return toAccessKey(k, secret)
+})
 
-func (s *Server) setAccessKeyEnabled(enabled bool) handlerFunc {
-	return func(rc *reqCtx) (int, any, error) {
-		if err := rc.decode(&struct{}{}); err != nil {
-			return 0, nil, err
-		}
-		id, err := rc.accessKeyParam()
+var listAccessKeys = op(noKey, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*kmsapi.AccessKeysResponse, error) {
+	ks, err := rc.srv.opts.Auth.ListAccessKeys(rc.ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &kmsapi.AccessKeysResponse{AccessKeys: make([]kmsapi.AccessKey, 0, len(ks))}
+	for _, k := range ks {
+		ak, err := toAccessKey(k, "")
 		if err != nil {
-			return 0, nil, err
+			return nil, err
 		}
-		ak, err := s.opts.AccessKeys.SetAccessKeyEnabled(rc.ctx, id, enabled)
-		ak.SecretAccessKey = ""
-		return http.StatusOK, ak, err
+		out.AccessKeys = append(out.AccessKeys, *ak)
 	}
-}
+	return out, nil
+})
 
-func (s *Server) rotateAccessKeySecret(rc *reqCtx) (int, any, error) {
-	if err := rc.decode(&struct{}{}); err != nil {
-		return 0, nil, err
-	}
-	id, err := rc.accessKeyParam()
+var describeAccessKey = op(accessKeyParam, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*kmsapi.AccessKey, error) {
+	return oneAccessKey(rc.srv.opts.Auth.GetAccessKey(rc.ctx, rc.c.Param("id")))
+})
+
+var setAccessKeyPolicy = op(accessKeyParam, func(rc *reqCtx, _ kms.KeyRef, in *kmsapi.PolicyRequest) (*kmsapi.AccessKey, error) {
+	p, err := auth.ParsePolicy(in.Policy)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	ak, err := s.opts.AccessKeys.RotateAccessKeySecret(rc.ctx, id)
-	return http.StatusOK, ak, err
+	return oneAccessKey(rc.srv.opts.Auth.UpdatePolicy(rc.ctx, rc.c.Param("id"), p))
+})
+
+func setAccessKeyEnabled(enabled bool) handlerFunc {
+	call := (*auth.Service).DisableAccessKey
+	if enabled {
+		call = (*auth.Service).EnableAccessKey
+	}
+	return op(accessKeyParam, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*kmsapi.AccessKey, error) {
+		return oneAccessKey(call(rc.srv.opts.Auth, rc.ctx, rc.c.Param("id")))
+	})
 }
 
-func (s *Server) deleteAccessKey(rc *reqCtx) (int, any, error) {
-	id, err := rc.accessKeyParam()
+var rotateAccessKeySecret = op(accessKeyParam, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*kmsapi.AccessKey, error) {
+	k, secret, err := rc.srv.opts.Auth.RotateSecret(rc.ctx, rc.c.Param("id"))
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	return http.StatusNoContent, nil, s.opts.AccessKeys.DeleteAccessKey(rc.ctx, id)
-}
+	return toAccessKey(k, secret)
+})
 
-func (s *Server) listAudit(rc *reqCtx) (int, any, error) {
-	q := rc.c.Request.URL.Query()
+var deleteAccessKey = op(accessKeyParam, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*empty, error) {
+	return nil, rc.srv.opts.Auth.DeleteAccessKey(rc.ctx, rc.c.Param("id"))
+})
+
+var listAudit = op(noKey, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*kmsapi.AuditResponse, error) {
+	q, err := query(rc, "limit", "after")
+	if err != nil {
+		return nil, err
+	}
 	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return 0, nil, fmt.Errorf("%w: limit must be an integer 1-1000", ErrValidation)
+	if q["limit"] != "" {
+		if limit, err = queryLimit(q["limit"]); err != nil || limit < 1 || limit > 1000 {
+			return nil, validationf("limit must be an integer 1-1000")
 		}
-		limit = n
 	}
-	if err := rc.authorize(rc.action); err != nil {
-		return 0, nil, err
+	page, err := rc.srv.opts.Audit.List(rc.ctx, audit.ListOptions{Limit: limit, After: q["after"]})
+	if err != nil {
+		return nil, err
 	}
-	recs, next, err := s.opts.Audit.List(rc.ctx, limit, q.Get("after"))
-	if recs == nil {
-		recs = []AuditRecord{}
+	out := &kmsapi.AuditResponse{Records: make([]json.RawMessage, 0, len(page.Records)), Next: page.Next}
+	for _, r := range page.Records {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		out.Records = append(out.Records, b)
 	}
-	return http.StatusOK, auditResponse{Records: recs, Next: next}, err
-}
+	return out, nil
+})
 
-func (s *Server) verifyAudit(rc *reqCtx) (int, any, error) {
-	if err := rc.authorize(rc.action); err != nil {
-		return 0, nil, err
+var verifyAudit = op(noKey, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*kmsapi.AuditVerifyResult, error) {
+	rep, err := rc.srv.opts.Audit.Verify(rc.ctx)
+	if err != nil {
+		return nil, err
 	}
-	res, err := s.opts.Audit.Verify(rc.ctx)
-	return http.StatusOK, res, err
-}
-
-func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+	res := &kmsapi.AuditVerifyResult{OK: rep.OK, Checked: int64(rep.Checked)}
+	if rep.FirstBroken != nil {
+		res.FirstBroken = &kmsapi.AuditBroken{Replica: rep.FirstBroken.ReplicaID, Seq: rep.FirstBroken.Seq, Reason: rep.FirstBroken.Reason}
+	}
+	return res, nil
+})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -13,7 +14,6 @@ import (
 	"github.com/kmsgo/kmsgo/hsm/devhsm"
 	"github.com/kmsgo/kmsgo/hsm/p11/softhsmtest"
 	"github.com/kmsgo/kmsgo/server/config"
-	"github.com/kmsgo/kmsgo/server/httpapi"
 	"github.com/kmsgo/kmsgo/server/kmstest"
 )
 
@@ -25,12 +25,12 @@ func TestKeysOnSoftHSM(t *testing.T) {
 		t.Run(prot, func(t *testing.T) {
 			id := createKey(t, srv, map[string]any{"protection_level": prot})
 			blob := encrypt(t, srv, id, []byte("on a token"), map[string]string{"p": prot})
-			var dec httpapi.DecryptResponse
+			var dec kmsapi.DecryptResponse
 			call(t, srv, "POST", "/v1/decrypt", map[string]any{"ciphertext_blob": blob, "encryption_context": map[string]string{"p": prot}}, 200, &dec)
 			if string(dec.Plaintext) != "on a token" {
 				t.Fatalf("decrypt %q", dec.Plaintext)
 			}
-			var dk httpapi.GenerateDataKeyResponse
+			var dk kmsapi.GenerateDataKeyResponse
 			call(t, srv, "POST", "/v1/generate-data-key", map[string]any{"key_id": id, "number_of_bytes": 32}, 200, &dk)
 			if len(dk.Plaintext) != 32 {
 				t.Fatalf("data key %d bytes", len(dk.Plaintext))
@@ -92,7 +92,7 @@ func TestHSMOutageIs503(t *testing.T) {
 		{"/v1/decrypt", `{"ciphertext_blob":"` + b64(blob) + `"}`},
 	} {
 		resp, body := send(t, srv, "POST", tc.path, []byte(tc.body), time.Now(), nil)
-		checkError(t, resp, body, http.StatusServiceUnavailable, httpapi.CodeHSMUnavailable)
+		checkError(t, resp, body, http.StatusServiceUnavailable, kmsapi.CodeHSMUnavailable)
 		if resp.Header.Get("Retry-After") == "" {
 			t.Fatalf("%s: no Retry-After", tc.path)
 		}
@@ -110,7 +110,7 @@ func TestHSMOutageIs503(t *testing.T) {
 	recs := auditRecords(t, srv)
 	n := 0
 	for _, r := range recs {
-		if r["reason_code"] == httpapi.CodeHSMUnavailable {
+		if r["reason_code"] == kmsapi.CodeHSMUnavailable {
 			n++
 		}
 	}
@@ -152,7 +152,7 @@ func TestTooManyRequestsIs429(t *testing.T) {
 	}()
 	<-slow.entered // the first request holds the only slot
 	resp, body := send(t, srv, "GET", "/v1/keys", nil, time.Now(), nil)
-	checkError(t, resp, body, http.StatusTooManyRequests, httpapi.CodeTooManyRequests)
+	checkError(t, resp, body, http.StatusTooManyRequests, kmsapi.CodeTooManyRequests)
 	if resp.Header.Get("Retry-After") == "" {
 		t.Fatal("no Retry-After")
 	}

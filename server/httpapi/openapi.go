@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
 
 // RouteInfo describes one documented route.
@@ -92,7 +93,7 @@ func (s *Server) OpenAPI() map[string]any {
 		"components": map[string]any{
 			"securitySchemes": map[string]any{"sigv4": map[string]any{"type": "apiKey", "in": "header", "name": "Authorization",
 				"description": "AWS Signature Version 4, service kms"}},
-			"schemas": map[string]any{"Error": schemaOf(reflect.TypeOf(errorBody{}))},
+			"schemas": map[string]any{"Error": schemaOf(reflect.TypeOf(kmsapi.ErrorResponse{}))},
 		},
 	}
 }

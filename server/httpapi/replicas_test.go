@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"net/http"
 	"testing"
 	"time"
@@ -10,7 +11,6 @@ import (
 	"github.com/kmsgo/kmsgo/hsm/devhsm"
 	"github.com/kmsgo/kmsgo/server/config"
 	"github.com/kmsgo/kmsgo/server/dbtest"
-	"github.com/kmsgo/kmsgo/server/httpapi"
 	"github.com/kmsgo/kmsgo/server/kmstest"
 )
 
@@ -75,7 +75,7 @@ func TestReplicasShareKeyState(t *testing.T) {
 		}
 
 		// Both replicas' audit chains verify.
-		var ver httpapi.AuditVerifyResult
+		var ver kmsapi.AuditVerifyResult
 		call(t, b, "GET", "/v1/audit/verify", nil, 200, &ver)
 		if !ver.OK || ver.Checked < 8 {
 			t.Fatalf("verify: %+v", ver)

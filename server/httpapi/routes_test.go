@@ -6,11 +6,11 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/kmsgo/kmsgo/server/httpapi"
 	"github.com/kmsgo/kmsgo/server/kmstest"
 )
 
@@ -38,16 +38,16 @@ func TestEveryRouteWorks(t *testing.T) {
 		call(t, srv, method, path, body, want, out)
 	}
 
-	var md httpapi.KeyMetadata
+	var md kmsapi.KeyMetadata
 	do("POST", "/v1/keys", "/v1/keys", map[string]any{"description": "orders", "tags": map[string]string{"team": "pay"}, "alias": "alias/orders"}, 201, &md)
 	if md.KeyState != "Enabled" || md.KeySpec != "AES_256" || md.ProtectionLevel != "SOFTWARE" || md.Origin != "KMS" || md.Tags["team"] != "pay" {
 		t.Fatalf("created %+v", md)
 	}
 	id := md.KeyID
-	var hsmKey httpapi.KeyMetadata
+	var hsmKey kmsapi.KeyMetadata
 	do("POST", "/v1/keys", "/v1/keys", map[string]any{"protection_level": "HSM"}, 201, &hsmKey)
 
-	var list httpapi.ListKeysResponse
+	var list kmsapi.ListKeysResponse
 	do("GET", "/v1/keys", "/v1/keys?limit=1", nil, 200, &list)
 	if len(list.Keys) != 1 || list.NextMarker == "" {
 		t.Fatalf("page 1: %+v", list)
@@ -69,7 +69,7 @@ func TestEveryRouteWorks(t *testing.T) {
 		t.Fatalf("state %s", md.KeyState)
 	}
 	st, raw := srv.Do(t, "POST", "/v1/encrypt", map[string]any{"key_id": id, "plaintext": []byte("x")})
-	if st != http.StatusConflict || !strings.Contains(string(raw), httpapi.CodeInvalidKeyState) {
+	if st != http.StatusConflict || !strings.Contains(string(raw), kmsapi.CodeInvalidKeyState) {
 		t.Fatalf("encrypt under disabled key: %d %s", st, raw)
 	}
 	do("POST", "/v1/keys/:id/enable", "/v1/keys/"+id+"/enable", nil, 200, &md)
@@ -78,13 +78,13 @@ func TestEveryRouteWorks(t *testing.T) {
 		t.Fatalf("primary %d", md.PrimaryVersion)
 	}
 	var vs struct {
-		Versions []httpapi.KeyVersion `json:"versions"`
+		Versions []kmsapi.KeyVersion `json:"versions"`
 	}
 	do("GET", "/v1/keys/:id/versions", "/v1/keys/"+id+"/versions", nil, 200, &vs)
 	if len(vs.Versions) != 2 {
 		t.Fatalf("versions %+v", vs)
 	}
-	var rp httpapi.RotationPolicy
+	var rp kmsapi.RotationPolicy
 	do("PUT", "/v1/keys/:id/rotation-policy", "/v1/keys/"+id+"/rotation-policy", map[string]any{"enabled": true, "period_days": 90}, 200, &rp)
 	if !rp.Enabled || rp.PeriodDays != 90 || rp.NextRotationAt == nil {
 		t.Fatalf("rotation %+v", rp)
@@ -102,7 +102,7 @@ func TestEveryRouteWorks(t *testing.T) {
 	}
 
 	// Aliases.
-	var al httpapi.Alias
+	var al kmsapi.Alias
 	do("POST", "/v1/aliases", "/v1/aliases", map[string]any{"alias_name": "alias/second", "key_id": id}, 201, &al)
 	do("GET", "/v1/aliases/:name", "/v1/aliases/second", nil, 200, &al)
 	if al.KeyID != id || al.AliasName != "alias/second" {
@@ -110,7 +110,7 @@ func TestEveryRouteWorks(t *testing.T) {
 	}
 	do("PUT", "/v1/aliases/:name", "/v1/aliases/second", map[string]any{"key_id": hsmKey.KeyID}, 200, &al)
 	var als struct {
-		Aliases []httpapi.Alias `json:"aliases"`
+		Aliases []kmsapi.Alias `json:"aliases"`
 	}
 	do("GET", "/v1/aliases", "/v1/aliases?key_id="+hsmKey.KeyID, nil, 200, &als)
 	if len(als.Aliases) != 1 || als.Aliases[0].AliasName != "alias/second" {
@@ -120,12 +120,12 @@ func TestEveryRouteWorks(t *testing.T) {
 
 	// Crypto.
 	ec := map[string]string{"tenant": "7"}
-	var enc httpapi.EncryptResponse
+	var enc kmsapi.EncryptResponse
 	do("POST", "/v1/encrypt", "/v1/encrypt", map[string]any{"key_id": "alias/orders", "plaintext": []byte("pay"), "encryption_context": ec}, 200, &enc)
 	if enc.KeyID != id || enc.KeyVersion != 2 {
 		t.Fatalf("encrypt %+v", enc)
 	}
-	var dec httpapi.DecryptResponse
+	var dec kmsapi.DecryptResponse
 	do("POST", "/v1/decrypt", "/v1/decrypt", map[string]any{"ciphertext_blob": enc.CiphertextBlob, "encryption_context": ec, "key_id": "alias/orders"}, 200, &dec)
 	if string(dec.Plaintext) != "pay" {
 		t.Fatalf("decrypt %+v", dec)
@@ -139,7 +139,7 @@ func TestEveryRouteWorks(t *testing.T) {
 	if len(batch.Results) != 1 || string(batch.Results[0].Plaintext) != "pay" {
 		t.Fatalf("batch %+v", batch)
 	}
-	var dk httpapi.GenerateDataKeyResponse
+	var dk kmsapi.GenerateDataKeyResponse
 	do("POST", "/v1/generate-data-key", "/v1/generate-data-key", map[string]any{"key_id": hsmKey.KeyID, "number_of_bytes": 32}, 200, &dk)
 	if len(dk.Plaintext) != 32 || len(dk.CiphertextBlob) == 0 {
 		t.Fatalf("data key %d %d", len(dk.Plaintext), len(dk.CiphertextBlob))
@@ -149,7 +149,7 @@ func TestEveryRouteWorks(t *testing.T) {
 	if _, ok := dk2["plaintext"]; ok || dk2["ciphertext_blob"] == "" {
 		t.Fatalf("without plaintext: %v", dk2)
 	}
-	var re httpapi.ReEncryptResponse
+	var re kmsapi.ReEncryptResponse
 	do("POST", "/v1/re-encrypt", "/v1/re-encrypt", map[string]any{"ciphertext_blob": dk.CiphertextBlob, "destination_key_id": "alias/orders", "destination_encryption_context": ec}, 200, &re)
 	if re.SourceKeyID != hsmKey.KeyID || re.KeyID != id {
 		t.Fatalf("re-encrypt %+v", re)
@@ -167,12 +167,12 @@ func TestEveryRouteWorks(t *testing.T) {
 	}
 
 	// BYOK import.
-	var ext httpapi.KeyMetadata
+	var ext kmsapi.KeyMetadata
 	do("POST", "/v1/keys", "/v1/keys", map[string]any{"origin": "EXTERNAL"}, 201, &ext)
 	if ext.KeyState != "PendingImport" {
 		t.Fatalf("external key state %s", ext.KeyState)
 	}
-	var ip httpapi.ImportParameters
+	var ip kmsapi.ImportParameters
 	do("POST", "/v1/keys/:id/import-parameters", "/v1/keys/"+ext.KeyID+"/import-parameters", map[string]any{"wrapping_algorithm": "RSAES_OAEP_SHA_256"}, 200, &ip)
 	pub, err := x509.ParsePKIXPublicKey(ip.PublicKey)
 	if err != nil {
@@ -200,7 +200,7 @@ func TestEveryRouteWorks(t *testing.T) {
 	}
 
 	// Access keys.
-	var ak httpapi.AccessKey
+	var ak kmsapi.AccessKey
 	do("POST", "/v1/access-keys", "/v1/access-keys", map[string]any{"description": "app", "policy": map[string]any{"statements": []any{map[string]any{"effect": "Allow", "actions": []string{"kms:Decrypt"}, "resources": []string{"alias/orders"}}}}}, 201, &ak)
 	if ak.SecretAccessKey == "" || ak.Status != "Enabled" {
 		t.Fatalf("access key %+v", ak)
@@ -219,7 +219,7 @@ func TestEveryRouteWorks(t *testing.T) {
 		t.Fatalf("access keys %d", len(aks.AccessKeys))
 	}
 	akID := ak.AccessKeyID
-	ak = httpapi.AccessKey{}
+	ak = kmsapi.AccessKey{}
 	do("GET", "/v1/access-keys/:id", "/v1/access-keys/"+akID, nil, 200, &ak)
 	if ak.SecretAccessKey != "" {
 		t.Fatal("describe shows the secret")
@@ -230,7 +230,7 @@ func TestEveryRouteWorks(t *testing.T) {
 		t.Fatalf("status %s", ak.Status)
 	}
 	do("POST", "/v1/access-keys/:id/enable", "/v1/access-keys/"+ak.AccessKeyID+"/enable", nil, 200, &ak)
-	ak = httpapi.AccessKey{}
+	ak = kmsapi.AccessKey{}
 	do("POST", "/v1/access-keys/:id/rotate-secret", "/v1/access-keys/"+akID+"/rotate-secret", nil, 200, &ak)
 	if ak.SecretAccessKey == "" || ak.SecretAccessKey == firstSecret {
 		t.Fatal("rotate-secret returned no new secret")
@@ -246,7 +246,7 @@ func TestEveryRouteWorks(t *testing.T) {
 	if len(recs.Records) != 5 || recs.Next == "" {
 		t.Fatalf("audit page: %d records, next %q", len(recs.Records), recs.Next)
 	}
-	var ver httpapi.AuditVerifyResult
+	var ver kmsapi.AuditVerifyResult
 	do("GET", "/v1/audit/verify", "/v1/audit/verify", nil, 200, &ver)
 	if !ver.OK || ver.Checked < 40 || ver.FirstBroken != nil {
 		t.Fatalf("verify %+v", ver)

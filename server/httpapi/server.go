@@ -1,23 +1,22 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/kmsgo/kmsgo/hsm"
+	"github.com/kmsgo/kmsgo/server/audit"
+	"github.com/kmsgo/kmsgo/server/auth"
+	"github.com/kmsgo/kmsgo/server/kms"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -31,20 +30,17 @@ const (
 )
 
 // HeaderRequestID carries the request id on every response.
-const HeaderRequestID = "X-Request-Id"
+const HeaderRequestID = kmsapi.HeaderRequestID
 
-// Options wires a Server. Keys, AccessKeys, Audit and Auth are required.
+// Options wires a Server. KMS, Auth and Audit are required.
 type Options struct {
-	Keys       KeyService
-	AccessKeys AccessKeyService
-	Audit      AuditLog
-	Auth       Authenticator
+	KMS   *kms.Service
+	Auth  *auth.Service
+	Audit *audit.Logger
 
 	// Ready reports whether the database and the HSM are usable (/readyz).
 	// Nil means always ready.
 	Ready func(ctx context.Context) error
-	// HSMStats feeds the HSM pool gauges of /metrics. Optional.
-	HSMStats func() hsm.Stats
 	// Logger receives one structured line per request: at debug level for
 	// successes (every authenticated one is also in the audit log), info
 	// for 4xx, error for 5xx. Nil discards.
@@ -70,26 +66,35 @@ type Options struct {
 	AuditTimeout time.Duration
 
 	// AWS, when set, serves POST / (the AWS KMS JSON protocol, package
-	// awsapi) with the client address derived like the /v1 routes'.
+	// awsapi, which authenticates and audits through the same auth and
+	// audit services) with the client address derived like the /v1 routes'.
 	AWS func(w http.ResponseWriter, r *http.Request, clientIP string)
+
+	// Extra mounts more authenticated routes (another protocol over the
+	// same core, such as the AWS KMS JSON protocol at POST /) behind the
+	// same body limit, SigV4 authentication, in-flight limit, audit
+	// (fail closed) and metrics as the /v1 routes.
+	Extra []Route
 }
 
 // Server is the kmsd HTTP handler.
 type Server struct {
-	opts    Options
-	engine  *gin.Engine
-	log     *slog.Logger
-	metrics *metrics
-	routes  []route
-	slots   chan struct{} // nil when MaxInFlight is 0
+	opts     Options
+	kms      *kms.Service
+	describe describeCache
+	engine   *gin.Engine
+	log      *slog.Logger
+	metrics  *metrics
+	routes   []route
+	slots    chan struct{} // nil when MaxInFlight is 0
 }
 
 var ginModeOnce sync.Once
 
 // New builds the router with every route of API.md.
 func New(o Options) (*Server, error) {
-	if o.Keys == nil || o.AccessKeys == nil || o.Audit == nil || o.Auth == nil {
-		return nil, errors.New("httpapi: Keys, AccessKeys, Audit and Auth are required")
+	if o.KMS == nil || o.Audit == nil || o.Auth == nil {
+		return nil, errors.New("httpapi: KMS, Audit and Auth are required")
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBody
@@ -109,11 +114,11 @@ func New(o Options) (*Server, error) {
 	}
 	ginModeOnce.Do(func() { gin.SetMode(gin.ReleaseMode) })
 
-	m, err := newMetrics(o.Registry, o.HSMStats)
+	m, err := newMetrics(o.Registry)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, engine: gin.New(), log: log, metrics: m}
+	s := &Server{opts: o, kms: o.KMS, engine: gin.New(), log: log, metrics: m}
 	if o.MaxInFlight > 0 {
 		s.slots = make(chan struct{}, o.MaxInFlight)
 	}
@@ -126,9 +131,22 @@ func New(o Options) (*Server, error) {
 	// redirect that a signed client would follow into a 401.
 	s.engine.RedirectTrailingSlash = false
 	s.engine.RedirectFixedPath = false
+	// Aliases are accepted wherever a key id is, also in the path:
+	// /v1/keys/alias%2Forders routes on the escaped path, and :id is
+	// unescaped to "alias/orders".
+	s.engine.UseRawPath = true
+	s.engine.UnescapePathValues = true
 	s.engine.Use(s.recoverAndObserve)
 	s.routes = s.routeTable()
 	for _, r := range s.routes {
+		s.engine.Handle(r.Method, r.Path, s.wrap(r))
+	}
+	for _, x := range o.Extra {
+		if x.Serve == nil || x.Method == "" || x.Path == "" {
+			return nil, errors.New("httpapi: an Extra route needs Method, Path and Serve")
+		}
+		r := route{Method: x.Method, Path: x.Path, Summary: x.Summary, Status: http.StatusOK, extra: &x}
+		s.routes = append(s.routes, r)
 		s.engine.Handle(r.Method, r.Path, s.wrap(r))
 	}
 	s.engine.NoRoute(func(c *gin.Context) {
@@ -136,7 +154,7 @@ func New(o Options) (*Server, error) {
 			o.AWS(c.Writer, c.Request, c.ClientIP()) // outside the /v1 route table and its OpenAPI document
 			return
 		}
-		s.writeError(c, CodeNotFound, "no such route")
+		s.writeError(c, kmsapi.CodeNotFound, "no such route")
 	})
 	return s, nil
 }
@@ -172,7 +190,7 @@ func (s *Server) recoverAndObserve(c *gin.Context) {
 		if p := recover(); p != nil {
 			s.log.Error("panic in handler", "request_id", id, "panic", fmt.Sprint(p))
 			if !c.Writer.Written() {
-				s.writeError(c, CodeInternal, "internal error")
+				s.writeError(c, kmsapi.CodeInternal, "internal error")
 			}
 			c.Abort()
 		}
@@ -206,260 +224,17 @@ func (s *Server) recoverAndObserve(c *gin.Context) {
 	c.Next()
 }
 
-// errorBody is the one error shape of the API.
-type errorBody struct {
-	Error apiError `json:"error"`
-}
-
-type apiError struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id,omitempty"`
-}
-
 func (s *Server) writeError(c *gin.Context, code, msg string) {
-	status, ok := codeStatus[code]
+	status, ok := kmsapi.CodeStatus(code)
 	if !ok {
-		code, status = CodeInternal, http.StatusInternalServerError
+		code, status = kmsapi.CodeInternal, http.StatusInternalServerError
 	}
 	c.Set(ctxCode, code)
-	if code == CodeHSMUnavailable || code == CodeTooManyRequests {
+	if code == kmsapi.CodeHSMUnavailable || code == kmsapi.CodeTooManyRequests {
 		c.Header("Retry-After", "1")
 	}
-	b, _ := json.Marshal(errorBody{Error: apiError{Code: code, Message: msg, RequestID: c.GetString(ctxRequestID)}})
+	b, _ := json.Marshal(kmsapi.ErrorResponse{Error: kmsapi.Error{Code: code, Message: msg, RequestID: c.GetString(ctxRequestID)}})
 	c.Data(status, "application/json; charset=utf-8", b)
-}
-
-// classify maps an error to its API code and the message shown to callers.
-// Server faults get a fixed message; the details go to the log only.
-func classify(err error) (code, msg string) {
-	switch {
-	case errors.Is(err, ErrInvalidCiphertext):
-		return CodeInvalidCiphertext, "the ciphertext could not be decrypted"
-	case errors.Is(err, ErrUnauthenticated):
-		return CodeUnauthenticated, "the request signature could not be verified"
-	case errors.Is(err, ErrAccessDenied):
-		return CodeAccessDenied, "not allowed by policy"
-	case errors.Is(err, ErrPayloadTooLarge):
-		return CodePayloadTooLarge, "request body too large"
-	case errors.Is(err, ErrValidation):
-		return CodeValidation, err.Error()
-	case errors.Is(err, ErrNotFound):
-		return CodeNotFound, err.Error()
-	case errors.Is(err, ErrAlreadyExists):
-		return CodeAlreadyExists, err.Error()
-	case errors.Is(err, ErrInvalidKeyState):
-		return CodeInvalidKeyState, err.Error()
-	case errors.Is(err, ErrTooManyRequests):
-		return CodeTooManyRequests, "rate limited"
-	case errors.Is(err, hsm.ErrUnavailable):
-		return CodeHSMUnavailable, "the HSM is unavailable, retry later"
-	case errors.Is(err, ErrAuditUnavailable):
-		return CodeInternal, "the audit log is unavailable"
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return CodeHSMUnavailable, "the request timed out"
-	default:
-		return CodeInternal, "internal error"
-	}
-}
-
-// reqCtx is what a protected handler works with.
-type reqCtx struct {
-	c          *gin.Context
-	ctx        context.Context
-	principal  Principal
-	body       []byte
-	action     string
-	resources  []string
-	keyVersion int
-	cleanup    []func()
-	srv        *Server
-}
-
-// authorize checks the caller's policy for action on any of resources and
-// remembers them for the audit record. Actions that are not about one key
-// pass no resources; then only statements with resource "*" apply.
-func (rc *reqCtx) authorize(action string, resources ...string) error {
-	rc.resources = appendUnique(rc.resources, resources...)
-	if rc.principal.Allowed == nil || !rc.principal.Allowed(action, resources...) {
-		return fmt.Errorf("%w: %s", ErrAccessDenied, action)
-	}
-	return nil
-}
-
-// authorizeKey resolves ref (key id or alias) and authorizes action on it.
-func (rc *reqCtx) authorizeKey(action, ref string) (KeyRef, error) {
-	if ref == "" {
-		return KeyRef{}, fmt.Errorf("%w: key_id is required", ErrValidation)
-	}
-	k, err := rc.srv.opts.Keys.ResolveKey(rc.ctx, ref)
-	if err != nil {
-		return KeyRef{}, err
-	}
-	return k, rc.authorize(action, k.Resources()...)
-}
-
-func (rc *reqCtx) onDone(f func()) { rc.cleanup = append(rc.cleanup, f) }
-
-func appendUnique(dst []string, src ...string) []string {
-outer:
-	for _, s := range src {
-		for _, d := range dst {
-			if d == s {
-				continue outer
-			}
-		}
-		dst = append(dst, s)
-	}
-	return dst
-}
-
-// decode parses the body as strict JSON into v: unknown fields, wrong types,
-// bad base64 and trailing data are ErrValidation. An empty body is {}.
-func (rc *reqCtx) decode(v any) error { return decodeStrict(rc.body, v) }
-
-func decodeStrict(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %s", ErrValidation, jsonErrMessage(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data after JSON object", ErrValidation)
-	}
-	return nil
-}
-
-func jsonErrMessage(err error) string {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te):
-		if te.Field != "" {
-			return "field " + te.Field + ": expected " + te.Type.String()
-		}
-		return "expected a JSON object"
-	case errors.As(err, &se):
-		return "malformed JSON at offset " + strconv.FormatInt(se.Offset, 10)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "truncated JSON"
-	default:
-		return err.Error()
-	}
-}
-
-// handlerFunc returns the success status and body, or an error.
-type handlerFunc func(rc *reqCtx) (int, any, error)
-
-// wrap builds the gin handler for one route: body limit, authentication,
-// the handler, the audit append (fail closed) and the answer.
-func (s *Server) wrap(r route) gin.HandlerFunc {
-	if r.Public {
-		return r.public
-	}
-	limit := s.opts.MaxBodyBytes
-	if r.BigBody {
-		limit = s.opts.MaxBatchBodyBytes
-	}
-	return func(c *gin.Context) {
-		ctx := c.Request.Context()
-		if s.slots != nil {
-			select {
-			case s.slots <- struct{}{}:
-				defer func() { <-s.slots }()
-			default:
-				s.writeError(c, CodeTooManyRequests, "too many requests in flight, retry later")
-				return
-			}
-		}
-		if c.Request.ContentLength > limit {
-			s.writeError(c, CodePayloadTooLarge, "request body too large")
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				s.writeError(c, CodePayloadTooLarge, "request body too large")
-			} else {
-				s.writeError(c, CodeValidation, "could not read request body")
-			}
-			return
-		}
-		p, err := s.opts.Auth.Authenticate(c.Request, body)
-		if err != nil {
-			code, msg := classify(err)
-			if code != CodeHSMUnavailable && code != CodeUnauthenticated {
-				code, msg = CodeInternal, "internal error"
-			}
-			s.log.Info("authentication failed", "request_id", c.GetString(ctxRequestID), "reason", err.Error())
-			s.writeError(c, code, msg)
-			return
-		}
-		c.Set(ctxAccessKey, p.AccessKeyID)
-		rc := &reqCtx{c: c, ctx: ctx, principal: p, body: body, action: r.Action, srv: s}
-		defer func() {
-			for _, f := range rc.cleanup {
-				f()
-			}
-			hsm.Zero(body) // may hold base64 plaintext
-		}()
-		status, resp, herr := r.handler(rc)
-		ev := AuditEvent{
-			Time: time.Now().UTC(), RequestID: c.GetString(ctxRequestID), AccessKeyID: p.AccessKeyID,
-			Action: rc.action, Resources: rc.resources, Method: c.Request.Method, Path: c.Request.URL.Path,
-			SourceIP: c.ClientIP(), Status: status, KeyVersion: rc.keyVersion, Err: herr,
-		}
-		for _, r := range rc.resources {
-			if strings.HasPrefix(r, "key/") {
-				ev.KeyID = strings.TrimPrefix(r, "key/")
-				break
-			}
-		}
-		var code, msg string
-		if herr != nil {
-			code, msg = classify(herr)
-			ev.Status, ev.ErrorCode = codeStatus[code], code
-			if code == CodeInternal || code == CodeHSMUnavailable {
-				s.log.Error("request failed", "request_id", ev.RequestID, "error", herr.Error())
-			}
-		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.AuditTimeout)
-		aerr := s.opts.Audit.Append(actx, ev)
-		cancel()
-		if aerr != nil {
-			s.log.Error("audit append failed; failing the request", "request_id", ev.RequestID, "error", aerr.Error())
-			code, msg = classify(fmt.Errorf("%w: %w", ErrAuditUnavailable, aerr))
-			if errors.Is(aerr, hsm.ErrUnavailable) {
-				code, msg = CodeHSMUnavailable, "the audit log is unavailable, retry later"
-			}
-			s.writeError(c, code, msg)
-			return
-		}
-		if herr != nil {
-			s.writeError(c, code, msg)
-			return
-		}
-		s.writeJSON(c, status, resp)
-	}
-}
-
-func (s *Server) writeJSON(c *gin.Context, status int, v any) {
-	if status == http.StatusNoContent || v == nil {
-		c.Status(status)
-		c.Writer.WriteHeaderNow()
-		return
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		s.writeError(c, CodeInternal, "internal error")
-		return
-	}
-	c.Data(status, "application/json; charset=utf-8", b)
-	hsm.Zero(b) // may hold base64 plaintext
 }
 
 // publicHandler builds the handler of an unauthenticated route.
@@ -473,7 +248,7 @@ func (s *Server) readyz(c *gin.Context) {
 		defer cancel()
 		if err := s.opts.Ready(ctx); err != nil {
 			s.log.Warn("not ready", "error", err.Error())
-			s.writeError(c, CodeHSMUnavailable, "not ready")
+			s.writeError(c, kmsapi.CodeHSMUnavailable, "not ready")
 			return
 		}
 	}

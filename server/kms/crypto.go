@@ -50,7 +50,7 @@ func (s *Service) encryptWith(ctx context.Context, idOrAlias string, op Operatio
 	if err != nil {
 		return nil, err
 	}
-	return &EncryptOutput{KeyID: id, KeyVersion: v.Version, CiphertextBlob: raw}, nil
+	return &EncryptOutput{KeyID: id, KeyVersion: int(v.Version), CiphertextBlob: raw}, nil
 }
 
 // Encrypt encrypts up to 4096 bytes under the primary version of a key.
@@ -66,32 +66,30 @@ func (s *Service) Encrypt(ctx context.Context, in EncryptInput) (*EncryptOutput,
 // decrypt is ErrInvalidCiphertext (see ReasonCode); a key whose state forbids
 // decryption gives ErrInvalidKeyState.
 func (s *Service) Decrypt(ctx context.Context, in DecryptInput) (*DecryptOutput, error) {
-	return s.decrypt(ctx, in.CiphertextBlob, in.EncryptionContext, in.KeyID, OpDecrypt)
+	return s.decrypt(ctx, ParseCiphertext(in.CiphertextBlob), in.EncryptionContext, in.KeyID, OpDecrypt)
 }
 
-func (s *Service) decrypt(ctx context.Context, raw []byte, ec map[string]string, named string, op Operation) (*DecryptOutput, error) {
+func (s *Service) decrypt(ctx context.Context, c Ciphertext, ec map[string]string, named string, op Operation) (*DecryptOutput, error) {
 	cc, err := canonicalContext(ec)
 	if err != nil {
 		return nil, err
 	}
-	b, err := ciphertext.Parse(raw)
-	if err != nil {
-		if errors.Is(err, ciphertext.ErrUnknownFormat) {
-			return nil, invalidCiphertext(ReasonUnknownFormat)
-		}
-		return nil, invalidCiphertext(ReasonMalformed)
+	if c.err != nil {
+		return nil, c.err
 	}
+	b := &c.b
 	if named != "" {
 		id, err := s.resolve(ctx, named, true)
+		if errors.Is(err, ErrNotFound) {
+			// Naming a key that does not exist is a mismatch like any other.
+			return nil, invalidCiphertext(ReasonKeyMismatch)
+		}
 		if err != nil {
 			return nil, err
 		}
 		if id != b.KeyID {
 			return nil, invalidCiphertext(ReasonKeyMismatch)
 		}
-	}
-	if !validKeyID(b.KeyID) {
-		return nil, invalidCiphertext(ReasonKeyNotFound)
 	}
 	e, err := s.cachedKey(ctx, b.KeyID)
 	if errors.Is(err, ErrNotFound) {
@@ -128,7 +126,7 @@ func (s *Service) decrypt(ctx context.Context, raw []byte, ec map[string]string,
 	if err != nil {
 		return nil, err
 	}
-	return &DecryptOutput{KeyID: b.KeyID, KeyVersion: ver, Plaintext: pt}, nil
+	return &DecryptOutput{KeyID: b.KeyID, KeyVersion: int(ver), Plaintext: pt}, nil
 }
 
 // DecryptBatch decrypts up to 100 ciphertexts (start-up storms). Results are
@@ -204,10 +202,14 @@ func (s *Service) generateDataKey(ctx context.Context, in GenerateDataKeyInput, 
 // version of the destination key (default: the source key), without the
 // plaintext leaving the service.
 func (s *Service) ReEncrypt(ctx context.Context, in ReEncryptInput) (*ReEncryptOutput, error) {
+	return s.reEncrypt(ctx, ParseCiphertext(in.CiphertextBlob), in)
+}
+
+func (s *Service) reEncrypt(ctx context.Context, c Ciphertext, in ReEncryptInput) (*ReEncryptOutput, error) {
 	if _, err := canonicalContext(in.DestinationEncryptionContext); err != nil {
 		return nil, err
 	}
-	src, err := s.decrypt(ctx, in.CiphertextBlob, in.SourceEncryptionContext, in.SourceKeyID, OpReEncrypt)
+	src, err := s.decrypt(ctx, c, in.SourceEncryptionContext, in.SourceKeyID, OpReEncrypt)
 	if err != nil {
 		return nil, err
 	}

@@ -220,7 +220,7 @@ func TestDecryptErrors(t *testing.T) {
 				t.Errorf("%s: err = %v, reason %q, want %q", c.name, err, kms.ReasonCode(err), c.reason)
 			}
 		}
-		if _, err := e.svc.Decrypt(e.ctx, kms.DecryptInput{CiphertextBlob: blob, KeyID: "alias/nope"}); !isErr(err, kms.ErrNotFound) {
+		if _, err := e.svc.Decrypt(e.ctx, kms.DecryptInput{CiphertextBlob: blob, KeyID: "alias/nope"}); !isErr(err, kms.ErrInvalidCiphertext) || kms.ReasonCode(err) != kms.ReasonKeyMismatch {
 			t.Errorf("unknown named alias: %v", err)
 		}
 		if kms.ReasonCode(kms.ErrNotFound) != "" {

@@ -3,6 +3,8 @@ package kms
 import (
 	"errors"
 	"fmt"
+
+	"github.com/kmsgo/kmsgo/hsm"
 )
 
 // Errors returned by the Service. Match them with errors.Is; the HTTP layer
@@ -28,6 +30,9 @@ var (
 	// version. The precise reason is only available through ReasonCode, for
 	// audit and logs; its Error text never varies.
 	ErrInvalidCiphertext = errors.New("kms: invalid ciphertext")
+	// ErrUnavailable is hsm.ErrUnavailable (503): the HSM cannot be used
+	// now. Transports match it without importing the HSM layer.
+	ErrUnavailable = hsm.ErrUnavailable
 )
 
 // Reason codes of ErrInvalidCiphertext, for audit and logs only.

@@ -59,7 +59,7 @@ func metadataOf(k *store.Key, aliases []string, tags map[string]string) *KeyMeta
 		KeyState:        k.State,
 		CreationDate:    k.CreatedAt.UTC(),
 		DeletionDate:    copyTime(k.DeletionDate),
-		PrimaryVersion:  k.PrimaryVersion,
+		PrimaryVersion:  int(k.PrimaryVersion),
 		Aliases:         aliases,
 		Tags:            tags,
 		Rotation:        RotationPolicy{Enabled: k.RotationEnabled, PeriodDays: k.RotationPeriodDays, NextRotationAt: copyTime(k.NextRotationAt)},
@@ -453,7 +453,7 @@ func (s *Service) ListKeyVersions(ctx context.Context, keyID string) ([]KeyVersi
 	}
 	out := make([]KeyVersionInfo, 0, len(vs))
 	for _, v := range vs {
-		out = append(out, KeyVersionInfo{Version: v.Version, State: v.State, Primary: v.Version == k.PrimaryVersion, CreationDate: v.CreatedAt.UTC()})
+		out = append(out, KeyVersionInfo{Version: int(v.Version), State: v.State, Primary: v.Version == k.PrimaryVersion, CreationDate: v.CreatedAt.UTC()})
 	}
 	return out, nil
 }

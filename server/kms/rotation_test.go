@@ -91,18 +91,18 @@ func TestRotateStoreFailure(t *testing.T) {
 				t.Fatalf("%s %s: rotate succeeded despite the store failure", pt.kind, pt.table)
 			}
 			setArmed(false)
-			want := int64(i + 1) // the previous point's retry added a version
+			want := i + 1 // the previous point's retry added a version
 			if out := e.encrypt(md.KeyID, []byte("x"), nil); out.KeyVersion != want {
 				t.Fatalf("%s %s: encrypt after failed rotate used version %d, want %d", pt.kind, pt.table, out.KeyVersion, want)
 			}
 			e.mustDecrypt(blob, nil, []byte("data"))
-			if vs := e.checkVersionsHaveMaterial(md.KeyID); int64(len(vs)) != want {
+			if vs := e.checkVersionsHaveMaterial(md.KeyID); len(vs) != want {
 				t.Fatalf("%s %s: %d versions after failed rotate, want %d", pt.kind, pt.table, len(vs), want)
 			}
 			if got, _ := e.svc.DescribeKey(e.ctx, md.KeyID); got.PrimaryVersion != want {
 				t.Fatalf("%s %s: primary = %d", pt.kind, pt.table, got.PrimaryVersion)
 			}
-			if objs := e.hsmObjects(md.KeyID); e.pl == kms.ProtectionHSM && int64(len(objs)) != want {
+			if objs := e.hsmObjects(md.KeyID); e.pl == kms.ProtectionHSM && len(objs) != want {
 				t.Fatalf("%s %s: HSM objects after failed rotate: %v", pt.kind, pt.table, objs)
 			}
 			got, err := e.svc.RotateKey(e.ctx, md.KeyID)

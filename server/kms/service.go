@@ -71,6 +71,7 @@ type Service struct {
 	loading map[string]*loadCall // in-flight cache refills, one per key
 
 	material *materialCache
+	refs     refCache // ResolveKey answers
 }
 
 // New returns a Service.
@@ -220,6 +221,7 @@ func (s *Service) invalidateAlias(name string) {
 	s.mu.Lock()
 	delete(s.aliases, name)
 	s.mu.Unlock()
+	s.refs.clear()
 }
 
 // resolve turns a key id or alias name into a key id. cached allows the

@@ -20,6 +20,7 @@ import (
 	"github.com/kmsgo/kmsgo/hsm"
 	"github.com/kmsgo/kmsgo/server/auth"
 	"github.com/kmsgo/kmsgo/server/config"
+	"github.com/kmsgo/kmsgo/server/httpapi"
 )
 
 // Server is a running in-process kmsd.
@@ -42,6 +43,7 @@ type options struct {
 	dir    string
 	mutate []func(*config.Config)
 	log    *slog.Logger
+	extra  []httpapi.Route
 }
 
 // WithDB runs the server on db (already open; not closed by the server).
@@ -64,6 +66,12 @@ func WithConfig(f func(*config.Config)) Option {
 // WithLogger sends the server's request log to l (default: discarded).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
+// WithExtra mounts more authenticated routes (httpapi.Options.Extra), for
+// testing another protocol adapter behind kmsd's authentication and audit.
+func WithExtra(routes ...httpapi.Route) Option {
+	return func(o *options) { o.extra = append(o.extra, routes...) }
+}
+
 // Start starts a kmsd and registers its shutdown with t.Cleanup.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
@@ -80,7 +88,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		f(&c)
 	}
 	ctx := context.Background()
-	app, err := config.Open(ctx, c, config.Deps{DB: o.db, HSM: o.hsm}, o.log)
+	app, err := config.Open(ctx, c, config.Deps{DB: o.db, HSM: o.hsm, Extra: o.extra}, o.log)
 	if err != nil {
 		t.Fatalf("kmstest: open: %v", err)
 	}

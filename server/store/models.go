@@ -1,64 +1,40 @@
 package store
 
-import "time"
+import (
+	"time"
 
-// KeyState is the lifecycle state of a master key. Stored; frozen.
-type KeyState string
-
-// Key states.
-const (
-	KeyStateEnabled         KeyState = "Enabled"
-	KeyStateDisabled        KeyState = "Disabled"
-	KeyStatePendingDeletion KeyState = "PendingDeletion"
-	KeyStatePendingImport   KeyState = "PendingImport"
-	KeyStateDestroyed       KeyState = "Destroyed"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
 
-// KeySpec is the key algorithm and size. Stored; frozen.
-type KeySpec string
-
-// Key specs.
-const (
-	KeySpecAES256 KeySpec = "AES_256"
-	KeySpecAES128 KeySpec = "AES_128"
+// Stored enumerations: the wire types of starter/kmsapi, whose values are
+// part of the on-disk format and must never change (a test freezes them).
+type (
+	KeyState        = kmsapi.KeyState
+	KeySpec         = kmsapi.KeySpec
+	ProtectionLevel = kmsapi.ProtectionLevel
+	Origin          = kmsapi.Origin
+	VersionState    = kmsapi.VersionState
 )
 
-// Bits returns the key size in bits, or 0 for an unknown spec.
-func (s KeySpec) Bits() int {
-	switch s {
-	case KeySpecAES256:
-		return 256
-	case KeySpecAES128:
-		return 128
-	}
-	return 0
-}
-
-// ProtectionLevel says where key material lives. Stored; frozen.
-type ProtectionLevel string
-
-// Protection levels.
+// Enumeration values.
 const (
-	ProtectionHSM      ProtectionLevel = "HSM"
-	ProtectionSoftware ProtectionLevel = "SOFTWARE"
-)
+	KeyStateEnabled         = kmsapi.KeyStateEnabled
+	KeyStateDisabled        = kmsapi.KeyStateDisabled
+	KeyStatePendingDeletion = kmsapi.KeyStatePendingDeletion
+	KeyStatePendingImport   = kmsapi.KeyStatePendingImport
+	KeyStateDestroyed       = kmsapi.KeyStateDestroyed
 
-// Origin says who made the key material. Stored; frozen.
-type Origin string
+	KeySpecAES256 = kmsapi.KeySpecAES256
+	KeySpecAES128 = kmsapi.KeySpecAES128
 
-// Origins.
-const (
-	OriginKMS      Origin = "KMS"
-	OriginExternal Origin = "EXTERNAL"
-)
+	ProtectionHSM      = kmsapi.ProtectionHSM
+	ProtectionSoftware = kmsapi.ProtectionSoftware
 
-// VersionState is the state of one key version. Stored; frozen.
-type VersionState string
+	OriginKMS      = kmsapi.OriginKMS
+	OriginExternal = kmsapi.OriginExternal
 
-// Version states.
-const (
-	VersionEnabled   VersionState = "Enabled"
-	VersionDestroyed VersionState = "Destroyed"
+	VersionEnabled   = kmsapi.VersionEnabled
+	VersionDestroyed = kmsapi.VersionDestroyed
 )
 
 // Key is a master key (table kms_keys). Revision is bumped by every update

@@ -2,19 +2,17 @@ package kmsclient
 
 import (
 	"context"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"net/http"
 	"net/url"
 	"strings"
 )
 
 // AliasPrefix starts every alias name.
-const AliasPrefix = "alias/"
+const AliasPrefix = kmsapi.AliasPrefix
 
 // Alias maps an alias name ("alias/orders") to a key id.
-type Alias struct {
-	AliasName string `json:"alias_name"`
-	KeyID     string `json:"key_id"`
-}
+type Alias = kmsapi.Alias
 
 // aliasPath is the route for name, given with or without "alias/".
 func aliasPath(name string) string {
@@ -33,9 +31,7 @@ func fullAlias(name string) string {
 func (c *Client) ListAliases(ctx context.Context, keyID string) ([]Alias, error) {
 	q := url.Values{}
 	setIf(q, "key_id", keyID)
-	var out struct {
-		Aliases []Alias `json:"aliases"`
-	}
+	var out kmsapi.AliasesResponse
 	if err := c.do(ctx, call{method: http.MethodGet, path: "/v1/aliases", query: q, out: &out}); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,7 @@ func cryptoDouble(t *testing.T, gdk, dec *atomic.Int32) *kmsdDouble {
 			writeJSON(w, 200, map[string]any{"key_id": "9f1c", "key_version": 1, "plaintext": key, "ciphertext_blob": key})
 		case "/v1/decrypt":
 			dec.Add(1)
-			var in decryptRequest
+			var in DecryptItem
 			_ = json.Unmarshal(body, &in)
 			if len(in.CiphertextBlob) > 0 && in.CiphertextBlob[0] == 0xEE {
 				writeError(w, 400, CodeInvalidCiphertext, "no")
@@ -34,7 +35,7 @@ func cryptoDouble(t *testing.T, gdk, dec *atomic.Int32) *kmsdDouble {
 			}
 			writeJSON(w, 200, map[string]any{"key_id": "9f1c", "key_version": 1, "plaintext": in.CiphertextBlob})
 		case "/v1/decrypt/batch":
-			var in batchRequest
+			var in kmsapi.DecryptBatchRequest
 			_ = json.Unmarshal(body, &in)
 			var out []any
 			for _, it := range in.Items {

@@ -3,13 +3,14 @@ package kmsclient
 import (
 	"context"
 	"fmt"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"net/http"
 )
 
 // Data key specs and batch limits.
 const (
-	KeySpecAES256 = "AES_256"
-	KeySpecAES128 = "AES_128"
+	KeySpecAES256 = kmsapi.KeySpecAES256
+	KeySpecAES128 = kmsapi.KeySpecAES128
 
 	// MaxBatchItems is the per-request item limit of /v1/decrypt/batch.
 	// DecryptBatch splits larger inputs into several requests.
@@ -18,35 +19,21 @@ const (
 	maxBatchBody = 900 << 10
 )
 
-// DataKey is a data key from GenerateDataKey. Plaintext is secret: use it
-// for local encryption, then clear it; store only CiphertextBlob.
-// GenerateDataKeyWithoutPlaintext leaves Plaintext nil.
-type DataKey struct {
-	KeyID          string
-	KeyVersion     int
-	Plaintext      []byte
-	CiphertextBlob []byte
-}
-
-// EncryptResult is the answer of Encrypt.
-type EncryptResult struct {
-	KeyID          string
-	KeyVersion     int
-	CiphertextBlob []byte
-}
-
-// DecryptResult is the answer of Decrypt. Plaintext is secret.
-type DecryptResult struct {
-	KeyID      string
-	KeyVersion int
-	Plaintext  []byte
-}
-
-// DecryptItem is one input of DecryptBatch.
-type DecryptItem struct {
-	CiphertextBlob    []byte            `json:"ciphertext_blob"`
-	EncryptionContext map[string]string `json:"encryption_context,omitempty"`
-}
+// The wire types of the crypto operations (starter/kmsapi).
+type (
+	// DataKey is a data key from GenerateDataKey. Plaintext is secret: use
+	// it for local encryption, then clear it; store only CiphertextBlob.
+	// GenerateDataKeyWithoutPlaintext leaves Plaintext nil.
+	DataKey = kmsapi.GenerateDataKeyResponse
+	// EncryptResult is the answer of Encrypt.
+	EncryptResult = kmsapi.EncryptResponse
+	// DecryptResult is the answer of Decrypt. Plaintext is secret.
+	DecryptResult = kmsapi.DecryptResponse
+	// DecryptItem is one input of DecryptBatch (KeyID optional).
+	DecryptItem = kmsapi.DecryptRequest
+	// ReEncryptResult is the answer of ReEncrypt.
+	ReEncryptResult = kmsapi.ReEncryptResponse
+)
 
 // DecryptBatchResult is one output of DecryptBatch, in input order: either
 // the decrypted fields or Err (an *APIError whose StatusCode is derived
@@ -58,34 +45,12 @@ type DecryptBatchResult struct {
 	Err        error
 }
 
-// ReEncryptResult is the answer of ReEncrypt.
-type ReEncryptResult struct {
-	SourceKeyID      string `json:"source_key_id"`
-	SourceKeyVersion int    `json:"source_key_version"`
-	KeyID            string `json:"key_id"`
-	KeyVersion       int    `json:"key_version"`
-	CiphertextBlob   []byte `json:"ciphertext_blob"`
-}
-
-type encryptRequest struct {
-	KeyID             string            `json:"key_id"`
-	Plaintext         []byte            `json:"plaintext"`
-	EncryptionContext map[string]string `json:"encryption_context,omitempty"`
-}
-
-type cipherResponse struct {
-	KeyID          string `json:"key_id"`
-	KeyVersion     int    `json:"key_version"`
-	CiphertextBlob []byte `json:"ciphertext_blob"`
-	Plaintext      []byte `json:"plaintext"`
-}
-
 // Encrypt encrypts a small plaintext (at most 4096 bytes, as AWS KMS) under the primary version of keyID (an id or "alias/name").
 // For bulk data use GenerateDataKey and encrypt locally.
 func (c *Client) Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) (*EncryptResult, error) {
-	var out cipherResponse
+	var out EncryptResult
 	err := c.do(ctx, call{method: http.MethodPost, path: "/v1/encrypt", secretBody: true,
-		in:  encryptRequest{KeyID: keyID, Plaintext: nonNil(plaintext), EncryptionContext: encCtx},
+		in:  kmsapi.EncryptRequest{KeyID: keyID, Plaintext: nonNil(plaintext), EncryptionContext: encCtx},
 		out: &out})
 	if err != nil {
 		return nil, err
@@ -93,13 +58,7 @@ func (c *Client) Encrypt(ctx context.Context, keyID string, plaintext []byte, en
 	if len(out.CiphertextBlob) == 0 {
 		return nil, fmt.Errorf("%w: encrypt: empty ciphertext_blob", ErrMalformedResponse)
 	}
-	return &EncryptResult{KeyID: out.KeyID, KeyVersion: out.KeyVersion, CiphertextBlob: out.CiphertextBlob}, nil
-}
-
-type decryptRequest struct {
-	CiphertextBlob    []byte            `json:"ciphertext_blob"`
-	EncryptionContext map[string]string `json:"encryption_context,omitempty"`
-	KeyID             string            `json:"key_id,omitempty"`
+	return &out, nil
 }
 
 // Decrypt decrypts a blob from Encrypt (or a data key's CiphertextBlob)
@@ -112,9 +71,9 @@ func (c *Client) Decrypt(ctx context.Context, blob []byte, encCtx map[string]str
 // DecryptWithKeyID is Decrypt that also asks the server to refuse the blob
 // unless it was made under keyID (an id or alias). An empty keyID is Decrypt.
 func (c *Client) DecryptWithKeyID(ctx context.Context, keyID string, blob []byte, encCtx map[string]string) (*DecryptResult, error) {
-	var out cipherResponse
+	var out DecryptResult
 	err := c.do(ctx, call{method: http.MethodPost, path: "/v1/decrypt",
-		in:  decryptRequest{CiphertextBlob: nonNil(blob), EncryptionContext: encCtx, KeyID: keyID},
+		in:  kmsapi.DecryptRequest{CiphertextBlob: nonNil(blob), EncryptionContext: encCtx, KeyID: keyID},
 		out: &out})
 	if err != nil {
 		return nil, err
@@ -122,23 +81,7 @@ func (c *Client) DecryptWithKeyID(ctx context.Context, keyID string, blob []byte
 	if out.Plaintext == nil {
 		out.Plaintext = []byte{}
 	}
-	return &DecryptResult{KeyID: out.KeyID, KeyVersion: out.KeyVersion, Plaintext: out.Plaintext}, nil
-}
-
-type batchRequest struct {
-	Items []DecryptItem `json:"items"`
-}
-
-type batchResponse struct {
-	Results []struct {
-		KeyID      string `json:"key_id"`
-		KeyVersion int    `json:"key_version"`
-		Plaintext  []byte `json:"plaintext"`
-		Error      *struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	} `json:"results"`
+	return &out, nil
 }
 
 // DecryptBatch decrypts many blobs, MaxBatchItems (and under 1 MiB) per
@@ -159,10 +102,10 @@ func (c *Client) DecryptBatch(ctx context.Context, items []DecryptItem) ([]Decry
 		}
 		chunk := make([]DecryptItem, end-start)
 		for i, it := range items[start:end] {
-			chunk[i] = DecryptItem{CiphertextBlob: nonNil(it.CiphertextBlob), EncryptionContext: it.EncryptionContext}
+			chunk[i] = DecryptItem{CiphertextBlob: nonNil(it.CiphertextBlob), EncryptionContext: it.EncryptionContext, KeyID: it.KeyID}
 		}
-		var out batchResponse
-		if err := c.do(ctx, call{method: http.MethodPost, path: "/v1/decrypt/batch", in: batchRequest{Items: chunk}, out: &out}); err != nil {
+		var out kmsapi.DecryptBatchResponse
+		if err := c.do(ctx, call{method: http.MethodPost, path: "/v1/decrypt/batch", in: kmsapi.DecryptBatchRequest{Items: chunk}, out: &out}); err != nil {
 			for _, r := range results {
 				clear(r.Plaintext)
 			}
@@ -182,7 +125,7 @@ func (c *Client) DecryptBatch(ctx context.Context, items []DecryptItem) ([]Decry
 				clear(r.Plaintext)
 				code := truncate(r.Error.Code, 64)
 				results = append(results, DecryptBatchResult{Err: &APIError{
-					StatusCode: codeStatus[code], Code: code, Message: truncate(r.Error.Message, maxMessageLen),
+					StatusCode: codeStatus(code), Code: code, Message: truncate(r.Error.Message, maxMessageLen),
 				}})
 				continue
 			}
@@ -206,19 +149,12 @@ func itemSize(it DecryptItem) int {
 	return n
 }
 
-type dataKeyRequest struct {
-	KeyID             string            `json:"key_id"`
-	KeySpec           string            `json:"key_spec,omitempty"`
-	NumberOfBytes     int               `json:"number_of_bytes,omitempty"`
-	EncryptionContext map[string]string `json:"encryption_context,omitempty"`
-}
-
 // GenerateDataKey returns a new AES-256 data key in plaintext and encrypted
 // under keyID (an id or alias) with encCtx.
 func (c *Client) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (*DataKey, error) {
-	var out cipherResponse
+	var out DataKey
 	err := c.do(ctx, call{method: http.MethodPost, path: "/v1/generate-data-key",
-		in:  dataKeyRequest{KeyID: keyID, KeySpec: KeySpecAES256, EncryptionContext: encCtx},
+		in:  kmsapi.GenerateDataKeyRequest{KeyID: keyID, KeySpec: KeySpecAES256, EncryptionContext: encCtx},
 		out: &out})
 	if err != nil {
 		return nil, err
@@ -227,32 +163,26 @@ func (c *Client) GenerateDataKey(ctx context.Context, keyID string, encCtx map[s
 		clear(out.Plaintext)
 		return nil, fmt.Errorf("%w: generate-data-key: want a 32-byte key and a blob", ErrMalformedResponse)
 	}
-	return &DataKey{KeyID: out.KeyID, KeyVersion: out.KeyVersion, Plaintext: out.Plaintext, CiphertextBlob: out.CiphertextBlob}, nil
+	return &out, nil
 }
 
 // GenerateDataKeyWithoutPlaintext is GenerateDataKey that returns only the
 // encrypted data key (Plaintext is nil), for a component that stores keys
 // for others to decrypt later.
 func (c *Client) GenerateDataKeyWithoutPlaintext(ctx context.Context, keyID string, encCtx map[string]string) (*DataKey, error) {
-	var out cipherResponse
+	var out DataKey
 	err := c.do(ctx, call{method: http.MethodPost, path: "/v1/generate-data-key-without-plaintext",
-		in:  dataKeyRequest{KeyID: keyID, KeySpec: KeySpecAES256, EncryptionContext: encCtx},
+		in:  kmsapi.GenerateDataKeyRequest{KeyID: keyID, KeySpec: KeySpecAES256, EncryptionContext: encCtx},
 		out: &out})
 	if err != nil {
 		return nil, err
 	}
 	clear(out.Plaintext)
+	out.Plaintext = nil
 	if len(out.CiphertextBlob) == 0 {
 		return nil, fmt.Errorf("%w: generate-data-key-without-plaintext: empty ciphertext_blob", ErrMalformedResponse)
 	}
-	return &DataKey{KeyID: out.KeyID, KeyVersion: out.KeyVersion, CiphertextBlob: out.CiphertextBlob}, nil
-}
-
-type reEncryptRequest struct {
-	CiphertextBlob               []byte            `json:"ciphertext_blob"`
-	SourceEncryptionContext      map[string]string `json:"source_encryption_context,omitempty"`
-	DestinationKeyID             string            `json:"destination_key_id"`
-	DestinationEncryptionContext map[string]string `json:"destination_encryption_context,omitempty"`
+	return &out, nil
 }
 
 // ReEncrypt decrypts blob (made with srcCtx) and encrypts the result under
@@ -261,7 +191,7 @@ type reEncryptRequest struct {
 func (c *Client) ReEncrypt(ctx context.Context, blob []byte, srcCtx map[string]string, dstKeyID string, dstCtx map[string]string) (*ReEncryptResult, error) {
 	var out ReEncryptResult
 	err := c.do(ctx, call{method: http.MethodPost, path: "/v1/re-encrypt",
-		in: reEncryptRequest{CiphertextBlob: nonNil(blob), SourceEncryptionContext: srcCtx,
+		in: kmsapi.ReEncryptRequest{CiphertextBlob: nonNil(blob), SourceEncryptionContext: srcCtx,
 			DestinationKeyID: dstKeyID, DestinationEncryptionContext: dstCtx},
 		out: &out})
 	if err != nil {
@@ -278,13 +208,9 @@ func (c *Client) GenerateRandom(ctx context.Context, n int) ([]byte, error) {
 	if n < 1 || n > 1024 {
 		return nil, fmt.Errorf("%w: GenerateRandom: n must be 1..1024, got %d", ErrInvalidArgument, n)
 	}
-	var out struct {
-		Plaintext []byte `json:"plaintext"`
-	}
+	var out kmsapi.RandomResponse
 	err := c.do(ctx, call{method: http.MethodPost, path: "/v1/random",
-		in: struct {
-			NumberOfBytes int `json:"number_of_bytes"`
-		}{n}, out: &out})
+		in: kmsapi.RandomRequest{NumberOfBytes: n}, out: &out})
 	if err != nil {
 		return nil, err
 	}

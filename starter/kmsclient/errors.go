@@ -4,23 +4,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"net/http"
 	"time"
 )
 
-// Error codes of the kmsd HTTP API (server/httpapi/API.md).
+// Error codes of the kmsd HTTP API (defined once, in starter/kmsapi).
 const (
-	CodeValidation        = "ValidationError"
-	CodeInvalidCiphertext = "InvalidCiphertext"
-	CodeUnauthenticated   = "Unauthenticated"
-	CodeAccessDenied      = "AccessDenied"
-	CodeNotFound          = "NotFound"
-	CodeAlreadyExists     = "AlreadyExists"
-	CodeInvalidKeyState   = "InvalidKeyState"
-	CodePayloadTooLarge   = "PayloadTooLarge"
-	CodeTooManyRequests   = "TooManyRequests"
-	CodeInternal          = "Internal"
-	CodeHSMUnavailable    = "HSMUnavailable"
+	CodeValidation        = kmsapi.CodeValidation
+	CodeInvalidCiphertext = kmsapi.CodeInvalidCiphertext
+	CodeUnauthenticated   = kmsapi.CodeUnauthenticated
+	CodeAccessDenied      = kmsapi.CodeAccessDenied
+	CodeNotFound          = kmsapi.CodeNotFound
+	CodeAlreadyExists     = kmsapi.CodeAlreadyExists
+	CodeInvalidKeyState   = kmsapi.CodeInvalidKeyState
+	CodePayloadTooLarge   = kmsapi.CodePayloadTooLarge
+	CodeTooManyRequests   = kmsapi.CodeTooManyRequests
+	CodeInternal          = kmsapi.CodeInternal
+	CodeHSMUnavailable    = kmsapi.CodeHSMUnavailable
 )
 
 // Sentinel errors. An *APIError matches (errors.Is) the sentinel of its
@@ -74,19 +75,10 @@ var statusCodes = map[int]string{
 }
 
 // codeStatus is the status of each code, for per-item batch errors that
-// carry no status of their own.
-var codeStatus = map[string]int{
-	CodeValidation:        http.StatusBadRequest,
-	CodeInvalidCiphertext: http.StatusBadRequest,
-	CodeUnauthenticated:   http.StatusUnauthorized,
-	CodeAccessDenied:      http.StatusForbidden,
-	CodeNotFound:          http.StatusNotFound,
-	CodeAlreadyExists:     http.StatusConflict,
-	CodeInvalidKeyState:   http.StatusConflict,
-	CodePayloadTooLarge:   http.StatusRequestEntityTooLarge,
-	CodeTooManyRequests:   http.StatusTooManyRequests,
-	CodeInternal:          http.StatusInternalServerError,
-	CodeHSMUnavailable:    http.StatusServiceUnavailable,
+// carry no status of their own (0 for an unknown code).
+func codeStatus(code string) int {
+	st, _ := kmsapi.CodeStatus(code)
+	return st
 }
 
 // APIError is a non-2xx answer from kmsd, or a per-item error of
@@ -159,15 +151,6 @@ func IsRetryable(err error) bool {
 	return false
 }
 
-// errorBody is the JSON error shape of every non-2xx answer.
-type errorBody struct {
-	Error *struct {
-		Code      string `json:"code"`
-		Message   string `json:"message"`
-		RequestID string `json:"request_id"`
-	} `json:"error"`
-}
-
 // maxMessageLen bounds how much server text ends up in an error.
 const maxMessageLen = 512
 
@@ -176,8 +159,8 @@ const maxMessageLen = 512
 // only.
 func decodeAPIError(status int, requestID string, body []byte) *APIError {
 	e := &APIError{StatusCode: status, RequestID: requestID}
-	var b errorBody
-	if json.Unmarshal(body, &b) == nil && b.Error != nil {
+	var b kmsapi.ErrorResponse
+	if json.Unmarshal(body, &b) == nil {
 		e.Code = truncate(b.Error.Code, 64)
 		e.Message = truncate(b.Error.Message, maxMessageLen)
 		if b.Error.RequestID != "" {

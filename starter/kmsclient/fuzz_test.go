@@ -2,6 +2,7 @@ package kmsclient
 
 import (
 	"encoding/json"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +26,8 @@ func FuzzDecodeAPIError(f *testing.F) {
 		if utf8.Valid(body) && !utf8.ValidString(e.Message) {
 			t.Fatalf("truncation broke UTF-8: %q", e.Message)
 		}
-		var b errorBody
-		if json.Unmarshal(body, &b) == nil && b.Error != nil && len(b.Error.Message) <= maxMessageLen {
+		var b kmsapi.ErrorResponse
+		if json.Unmarshal(body, &b) == nil && len(b.Error.Message) <= maxMessageLen {
 			if e.Message != b.Error.Message {
 				t.Fatalf("message %q, want %q", e.Message, b.Error.Message)
 			}

@@ -3,112 +3,66 @@ package kmsclient
 import (
 	"context"
 	"fmt"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
-	"time"
 )
 
 // Key states, protection levels and origins (see KeyMetadata).
 const (
-	KeyStateEnabled         = "Enabled"
-	KeyStateDisabled        = "Disabled"
-	KeyStatePendingDeletion = "PendingDeletion"
-	KeyStatePendingImport   = "PendingImport"
-	KeyStateDestroyed       = "Destroyed"
+	KeyStateEnabled         = kmsapi.KeyStateEnabled
+	KeyStateDisabled        = kmsapi.KeyStateDisabled
+	KeyStatePendingDeletion = kmsapi.KeyStatePendingDeletion
+	KeyStatePendingImport   = kmsapi.KeyStatePendingImport
+	KeyStateDestroyed       = kmsapi.KeyStateDestroyed
 
-	ProtectionHSM      = "HSM"
-	ProtectionSoftware = "SOFTWARE"
+	ProtectionHSM      = kmsapi.ProtectionHSM
+	ProtectionSoftware = kmsapi.ProtectionSoftware
 
-	OriginKMS      = "KMS"
-	OriginExternal = "EXTERNAL"
+	OriginKMS      = kmsapi.OriginKMS
+	OriginExternal = kmsapi.OriginExternal
 
 	// WrappingRSAOAEPSHA256 is the import wrapping algorithm.
-	WrappingRSAOAEPSHA256 = "RSAES_OAEP_SHA_256"
+	WrappingRSAOAEPSHA256 = kmsapi.WrappingRSAOAEPSHA256
 )
 
-// KeyMetadata describes a master key.
-type KeyMetadata struct {
-	KeyID           string            `json:"key_id"`
-	Description     string            `json:"description"`
-	KeySpec         string            `json:"key_spec"`
-	ProtectionLevel string            `json:"protection_level"`
-	Origin          string            `json:"origin"`
-	KeyState        string            `json:"key_state"`
-	CreationDate    time.Time         `json:"creation_date"`
-	DeletionDate    *time.Time        `json:"deletion_date"`
-	PrimaryVersion  int               `json:"primary_version"`
-	Aliases         []string          `json:"aliases"`
-	Tags            map[string]string `json:"tags"`
-	Rotation        RotationPolicy    `json:"rotation"`
-}
-
-// RotationPolicy is a key's automatic rotation setting.
-type RotationPolicy struct {
-	Enabled        bool       `json:"enabled"`
-	PeriodDays     int        `json:"period_days"`
-	NextRotationAt *time.Time `json:"next_rotation_at"`
-}
-
-// CreateKeyInput is the body of CreateKey. Every field is optional; the
-// server defaults are AES_256, SOFTWARE, KMS.
-type CreateKeyInput struct {
-	Description     string            `json:"description,omitempty"`
-	KeySpec         string            `json:"key_spec,omitempty"`
-	ProtectionLevel string            `json:"protection_level,omitempty"`
-	Origin          string            `json:"origin,omitempty"`
-	Tags            map[string]string `json:"tags,omitempty"`
-	Alias           string            `json:"alias,omitempty"`
-}
+// The wire types of the API, shared with the server (starter/kmsapi).
+type (
+	// KeyMetadata describes a master key.
+	KeyMetadata = kmsapi.KeyMetadata
+	// RotationPolicy is a key's automatic rotation setting.
+	RotationPolicy = kmsapi.RotationPolicy
+	// CreateKeyInput is the body of CreateKey. Every field is optional; the
+	// server defaults are AES_256, SOFTWARE, KMS.
+	CreateKeyInput = kmsapi.CreateKeyRequest
+	// ListKeysOutput is one page of keys. NextMarker is empty on the last page.
+	ListKeysOutput = kmsapi.ListKeysResponse
+	// KeyVersion is one version of a master key.
+	KeyVersion = kmsapi.KeyVersion
+	// ImportParameters is the answer of GetParametersForImport.
+	ImportParameters = kmsapi.ImportParameters
+)
 
 // ListKeysInput filters and pages ListKeys. Zero fields are not sent.
 type ListKeysInput struct {
 	Limit  int
 	Marker string // NextMarker of the previous page
-	State  string
+	State  kmsapi.KeyState
 	Alias  string
 	Tag    string // "key:value"
-}
-
-// ListKeysOutput is one page of keys. NextMarker is empty on the last page.
-type ListKeysOutput struct {
-	Keys       []KeyMetadata `json:"keys"`
-	NextMarker string        `json:"next_marker"`
-}
-
-// KeyVersion is one version of a master key.
-type KeyVersion struct {
-	Version      int       `json:"version"`
-	State        string    `json:"state"`
-	Primary      bool      `json:"primary"`
-	CreationDate time.Time `json:"creation_date"`
-}
-
-// ImportParameters is the answer of GetParametersForImport.
-type ImportParameters struct {
-	ImportToken string    `json:"import_token"`
-	PublicKey   []byte    `json:"public_key"` // DER SubjectPublicKeyInfo (RSA)
-	ValidTo     time.Time `json:"valid_to"`
 }
 
 func keyPath(id string, rest string) string {
 	return "/v1/keys/" + url.PathEscape(id) + rest
 }
 
-// keyRef turns a key reference into the key id the /v1/keys/:id routes take:
-// an empty reference is ErrInvalidArgument and an alias ("alias/orders") is
-// resolved with GetAlias (which needs kms:ListAliases).
-func (c *Client) keyRef(ctx context.Context, ref string) (string, error) {
-	switch {
-	case ref == "" || ref == AliasPrefix:
+// keyRef checks a key reference for the /v1/keys/:id routes, which take a
+// key id or an alias name ("alias/orders") alike: the server resolves it
+// in the same request. An empty reference is ErrInvalidArgument.
+func (c *Client) keyRef(_ context.Context, ref string) (string, error) {
+	if ref == "" || ref == AliasPrefix {
 		return "", fmt.Errorf("%w: empty key id", ErrInvalidArgument)
-	case strings.HasPrefix(ref, AliasPrefix):
-		a, err := c.GetAlias(ctx, ref)
-		if err != nil {
-			return "", err
-		}
-		return a.KeyID, nil
 	}
 	return ref, nil
 }
@@ -133,7 +87,7 @@ func (c *Client) ListKeys(ctx context.Context, in ListKeysInput) (*ListKeysOutpu
 		q.Set("limit", strconv.Itoa(in.Limit))
 	}
 	setIf(q, "marker", in.Marker)
-	setIf(q, "state", in.State)
+	setIf(q, "state", string(in.State))
 	setIf(q, "alias", in.Alias)
 	setIf(q, "tag", in.Tag)
 	var out ListKeysOutput
@@ -143,7 +97,7 @@ func (c *Client) ListKeys(ctx context.Context, in ListKeysInput) (*ListKeysOutpu
 	return &out, nil
 }
 
-// DescribeKey returns a key's metadata. id is a key id, not an alias.
+// DescribeKey returns a key's metadata. id is a key id or an alias name.
 func (c *Client) DescribeKey(ctx context.Context, id string) (*KeyMetadata, error) {
 	id, err := c.keyRef(ctx, id)
 	if err != nil {
@@ -158,9 +112,7 @@ func (c *Client) UpdateKeyDescription(ctx context.Context, id, description strin
 	if err != nil {
 		return nil, err
 	}
-	return c.keyCall(ctx, http.MethodPatch, keyPath(id, ""), struct {
-		Description string `json:"description"`
-	}{description})
+	return c.keyCall(ctx, http.MethodPatch, keyPath(id, ""), kmsapi.DescriptionRequest{Description: &description})
 }
 
 // EnableKey enables a disabled key.
@@ -197,9 +149,11 @@ func (c *Client) ScheduleKeyDeletion(ctx context.Context, id string, pendingWind
 	if err != nil {
 		return nil, err
 	}
-	return c.keyCall(ctx, http.MethodPost, keyPath(id, "/schedule-deletion"), struct {
-		PendingWindowDays int `json:"pending_window_days,omitempty"`
-	}{pendingWindowDays})
+	var in kmsapi.ScheduleDeletionRequest
+	if pendingWindowDays != 0 {
+		in.PendingWindowDays = &pendingWindowDays
+	}
+	return c.keyCall(ctx, http.MethodPost, keyPath(id, "/schedule-deletion"), in)
 }
 
 // CancelKeyDeletion cancels a scheduled deletion; the key becomes Disabled.
@@ -232,10 +186,10 @@ func (c *Client) SetRotationPolicy(ctx context.Context, id string, enabled bool,
 		return nil, err
 	}
 	var out RotationPolicy
-	in := struct {
-		Enabled    bool `json:"enabled"`
-		PeriodDays int  `json:"period_days,omitempty"`
-	}{enabled, periodDays}
+	in := kmsapi.RotationPolicyRequest{Enabled: &enabled}
+	if periodDays != 0 {
+		in.PeriodDays = &periodDays
+	}
 	if err := c.do(ctx, call{method: http.MethodPut, path: keyPath(id, "/rotation-policy"), in: in, out: &out}); err != nil {
 		return nil, err
 	}
@@ -248,21 +202,15 @@ func (c *Client) ListKeyVersions(ctx context.Context, id string) ([]KeyVersion, 
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Versions []KeyVersion `json:"versions"`
-	}
+	var out kmsapi.VersionsResponse
 	if err := c.do(ctx, call{method: http.MethodGet, path: keyPath(id, "/versions"), out: &out}); err != nil {
 		return nil, err
 	}
 	return out.Versions, nil
 }
 
-type tagsBody struct {
-	Tags map[string]string `json:"tags"`
-}
-
 func (c *Client) tagsCall(ctx context.Context, method, path string, in any) (map[string]string, error) {
-	var out tagsBody
+	var out kmsapi.Tags
 	if err := c.do(ctx, call{method: method, path: path, in: in, out: &out}); err != nil {
 		return nil, err
 	}
@@ -287,7 +235,7 @@ func (c *Client) TagKey(ctx context.Context, id string, tags map[string]string) 
 	if err != nil {
 		return nil, err
 	}
-	return c.tagsCall(ctx, http.MethodPost, keyPath(id, "/tags"), tagsBody{Tags: tags})
+	return c.tagsCall(ctx, http.MethodPost, keyPath(id, "/tags"), kmsapi.Tags{Tags: tags})
 }
 
 // UntagKey removes the tags named by tagKeys and returns the remaining tags.
@@ -299,9 +247,7 @@ func (c *Client) UntagKey(ctx context.Context, id string, tagKeys []string) (map
 	if tagKeys == nil {
 		tagKeys = []string{}
 	}
-	return c.tagsCall(ctx, http.MethodPost, keyPath(id, "/untag"), struct {
-		TagKeys []string `json:"tag_keys"`
-	}{tagKeys})
+	return c.tagsCall(ctx, http.MethodPost, keyPath(id, "/untag"), kmsapi.UntagRequest{TagKeys: tagKeys})
 }
 
 // GetParametersForImport returns the RSA public key and token for wrapping
@@ -316,9 +262,7 @@ func (c *Client) GetParametersForImport(ctx context.Context, id, wrappingAlgorit
 		wrappingAlgorithm = WrappingRSAOAEPSHA256
 	}
 	var out ImportParameters
-	in := struct {
-		WrappingAlgorithm string `json:"wrapping_algorithm"`
-	}{wrappingAlgorithm}
+	in := kmsapi.ImportParametersRequest{WrappingAlgorithm: wrappingAlgorithm}
 	if err := c.do(ctx, call{method: http.MethodPost, path: keyPath(id, "/import-parameters"), in: in, out: &out}); err != nil {
 		return nil, err
 	}
@@ -327,15 +271,12 @@ func (c *Client) GetParametersForImport(ctx context.Context, id, wrappingAlgorit
 
 // ImportKeyMaterial imports key material wrapped with the public key from
 // GetParametersForImport.
-func (c *Client) ImportKeyMaterial(ctx context.Context, id, importToken string, encryptedKeyMaterial []byte) (*KeyMetadata, error) {
+func (c *Client) ImportKeyMaterial(ctx context.Context, id string, importToken, encryptedKeyMaterial []byte) (*KeyMetadata, error) {
 	id, err := c.keyRef(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return c.keyCall(ctx, http.MethodPost, keyPath(id, "/import"), struct {
-		ImportToken          string `json:"import_token"`
-		EncryptedKeyMaterial []byte `json:"encrypted_key_material"`
-	}{importToken, nonNil(encryptedKeyMaterial)})
+	return c.keyCall(ctx, http.MethodPost, keyPath(id, "/import"), kmsapi.ImportRequest{ImportToken: nonNil(importToken), EncryptedKeyMaterial: nonNil(encryptedKeyMaterial)})
 }
 
 func setIf(q url.Values, k, v string) {

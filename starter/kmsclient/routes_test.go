@@ -200,19 +200,19 @@ func TestRoutes(t *testing.T) {
 			"POST", "/v1/keys/9f1c/untag", "", `{"tag_keys":["env"]}`, 200, `{"tags":{"team":"pay"}}`, nil},
 		{"GetParametersForImport", func(c *Client) (any, error) { return c.GetParametersForImport(ctx, "9f1c", "") },
 			"POST", "/v1/keys/9f1c/import-parameters", "", `{"wrapping_algorithm":"RSAES_OAEP_SHA_256"}`, 200,
-			`{"import_token":"tok","public_key":"MIIB","valid_to":"2026-11-24T10:00:00Z"}`,
+			`{"import_token":"dG9r","public_key":"MIIB","valid_to":"2026-11-24T10:00:00Z"}`,
 			func(t *testing.T, v any) {
 				p := v.(*ImportParameters)
-				if p.ImportToken != "tok" || !bytes.Equal(p.PublicKey, []byte{0x30, 0x82, 0x01}) || p.ValidTo.Day() != 24 {
+				if string(p.ImportToken) != "tok" || !bytes.Equal(p.PublicKey, []byte{0x30, 0x82, 0x01}) || p.ValidTo.Day() != 24 {
 					t.Fatalf("%+v", p)
 				}
 			}},
-		{"ImportKeyMaterial", func(c *Client) (any, error) { return c.ImportKeyMaterial(ctx, "9f1c", "tok", []byte{0xff}) },
-			"POST", "/v1/keys/9f1c/import", "", `{"import_token":"tok","encrypted_key_material":"/w=="}`, 200, keyMetaJSON, checkKeyMeta},
+		{"ImportKeyMaterial", func(c *Client) (any, error) { return c.ImportKeyMaterial(ctx, "9f1c", []byte("tok"), []byte{0xff}) },
+			"POST", "/v1/keys/9f1c/import", "", `{"import_token":"dG9r","encrypted_key_material":"/w=="}`, 200, keyMetaJSON, checkKeyMeta},
 		{"ListAliases", func(c *Client) (any, error) { return c.ListAliases(ctx, "9f1c") },
 			"GET", "/v1/aliases", "key_id=9f1c", "", 200, `{"aliases":[{"alias_name":"alias/orders","key_id":"9f1c"}]}`,
 			func(t *testing.T, v any) {
-				if a := v.([]Alias); len(a) != 1 || a[0] != (Alias{"alias/orders", "9f1c"}) {
+				if a := v.([]Alias); len(a) != 1 || a[0] != (Alias{AliasName: "alias/orders", KeyID: "9f1c"}) {
 					t.Fatalf("%+v", a)
 				}
 			}},
