@@ -36,12 +36,17 @@ func (n *nonceSource) next() []byte {
 // sealWithNonce encrypts plain for column ck under k and returns the stored
 // value. nonce must never be reused.
 func sealWithNonce(k *dek, ck colKey, plain, nonce []byte) string {
-	return sealInto(k, valueAAD(ck.table, ck.column, k.id), plain, nonce, nil, nil)
+	return sealInto(k, valueAAD(ck.table, ck.column, k.id), plain, nonce, nil, nil, false)
+}
+
+// sealBound is sealWithNonce for a row-bound column (format 2).
+func sealBound(k *dek, ck colKey, b *bindCtx, plain, nonce []byte) string {
+	return sealInto(k, boundAAD(ck.table, ck.column, k.id, b.column, b.value), plain, nonce, nil, nil, true)
 }
 
 // sealInto is sealWithNonce with a precomputed AAD, using scratch (may be
-// nil) as working space.
-func sealInto(k *dek, aad, plain, nonce []byte, scratch, arena *[]byte) string {
+// nil) as working space. bound selects format 2.
+func sealInto(k *dek, aad, plain, nonce []byte, scratch, arena *[]byte, bound bool) string {
 	var raw []byte
 	if need := dkIDLen + nonceLen + len(plain) + tagLen; scratch != nil && cap(*scratch) >= need {
 		raw = (*scratch)[:dkIDLen+nonceLen]
@@ -65,7 +70,11 @@ func sealInto(k *dek, aad, plain, nonce []byte, scratch, arena *[]byte) string {
 		}
 		out, *arena = (*arena)[:n:n], (*arena)[n:]
 	}
-	copy(out, valuePrefix)
+	if bound {
+		copy(out, valuePrefix2)
+	} else {
+		copy(out, valuePrefix)
+	}
 	b64.Encode(out[len(valuePrefix):], raw)
 	clear(raw)
 	return unsafe.String(unsafe.SliceData(out), len(out)) // out is never modified again
@@ -81,9 +90,19 @@ func sealWith(k *dek, ck colKey, plain []byte) (string, error) {
 	return sealWithNonce(k, ck, plain, nonce), nil
 }
 
+// bindCtx is the row binding of one value: the bound column and its value
+// in the row (value nil with missing set when the row does not say).
+type bindCtx struct {
+	column  string
+	value   []byte
+	missing error
+}
+
 // decrypt opens a stored value of column ck. st (may be nil) caches the
-// data keys used by one statement.
-func (p *Plugin) decrypt(ctx context.Context, st *stmtState, ck colKey, stored []byte) ([]byte, error) {
+// data keys used by one statement. b is the row binding of a bound field
+// (nil for an unbound field). A format-1 value (written before binding was
+// enabled) is accepted on a bound field; a format-2 value needs b.
+func (p *Plugin) decrypt(ctx context.Context, st *stmtState, ck colKey, b *bindCtx, stored []byte) ([]byte, error) {
 	var scratch []byte
 	if st != nil {
 		if need := b64.DecodedLen(len(stored)); cap(st.scratch) < need {
@@ -97,6 +116,17 @@ func (p *Plugin) decrypt(ctx context.Context, st *stmtState, ck colKey, stored [
 			return append([]byte{}, stored...), nil
 		}
 		return nil, err
+	}
+	if v.bound {
+		if b == nil {
+			return nil, ErrDecrypt // the model does not declare the binding
+		}
+		if b.value == nil {
+			if b.missing != nil {
+				return nil, b.missing
+			}
+			return nil, ErrBindMissing
+		}
 	}
 	var k *dek
 	if st != nil {
@@ -118,7 +148,10 @@ func (p *Plugin) decrypt(ctx context.Context, st *stmtState, ck colKey, stored [
 		}
 	}
 	var aad []byte
-	if st != nil {
+	switch {
+	case v.bound:
+		aad = boundAAD(ck.table, ck.column, v.dkID, b.column, b.value)
+	case st != nil:
 		st.mu.Lock()
 		if l := st.readAAD[ck]; l != nil && l.k == k {
 			aad = l.aad
@@ -130,7 +163,7 @@ func (p *Plugin) decrypt(ctx context.Context, st *stmtState, ck colKey, stored [
 			st.readAAD[ck] = &lease{k: k, aad: aad}
 		}
 		st.mu.Unlock()
-	} else {
+	default:
 		aad = valueAAD(ck.table, ck.column, v.dkID)
 	}
 	// Open in place: v.sealed is private (fresh or the statement's scratch).
@@ -142,7 +175,7 @@ func (p *Plugin) decrypt(ctx context.Context, st *stmtState, ck colKey, stored [
 }
 
 // openValue decrypts a raw database value into a value of type t.
-func (p *Plugin) openValue(ctx context.Context, st *stmtState, ck colKey, t reflect.Type, dbValue any) (reflect.Value, error) {
+func (p *Plugin) openValue(ctx context.Context, st *stmtState, ck colKey, b *bindCtx, t reflect.Type, dbValue any) (reflect.Value, error) {
 	var stored []byte
 	switch x := dbValue.(type) {
 	case string:
@@ -155,7 +188,7 @@ func (p *Plugin) openValue(ctx context.Context, st *stmtState, ck colKey, t refl
 	default:
 		return reflect.Value{}, fmt.Errorf("%w: stored %T", ErrNotCiphertext, dbValue)
 	}
-	plain, err := p.decrypt(ctx, st, ck, stored)
+	plain, err := p.decrypt(ctx, st, ck, b, stored)
 	if err != nil {
 		return reflect.Value{}, err
 	}

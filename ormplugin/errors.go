@@ -1,6 +1,10 @@
 package ormplugin
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // Sentinel errors. Match them with errors.Is.
 var (
@@ -44,4 +48,72 @@ var (
 	// ErrColumnTooSmall is returned by MigratePlaintext when a target column
 	// cannot hold the ciphertext of its longest value. Nothing is written.
 	ErrColumnTooSmall = errors.New("ormplugin: column too small for ciphertext")
+
+	// ErrBindMissing is returned when a row-bound field (kms:"bind=...") is
+	// written or read while the bound column's value is not known: zero
+	// before insert, or not selected (or selected after the field) on read.
+	ErrBindMissing = errors.New("ormplugin: row-bound value without its bound column")
+
+	// ErrPlaintextRemains is returned by MigratePlaintext (and MigrateTable)
+	// when plaintext values are still in the table after the run, for
+	// example rows changed by writers without the plugin. Progress.Remaining
+	// holds the count; run it again, or find them with VerifyTable.
+	ErrPlaintextRemains = errors.New("ormplugin: plaintext values remain")
 )
+
+// DecryptError says which stored value could not be read: table, column
+// and primary key, never the value. Err is (or wraps) ErrDecrypt,
+// ErrNotCiphertext, ErrBindMissing or ErrKMS; match with errors.Is, find the
+// location with errors.As.
+type DecryptError struct {
+	Table      string
+	Column     string
+	PrimaryKey string // "" when the statement did not read the primary key
+	Err        error
+}
+
+func (e *DecryptError) Error() string {
+	pk := e.PrimaryKey
+	if pk == "" {
+		pk = "primary key not selected"
+	}
+	return fmt.Sprintf("%s.%s (%s): %v", e.Table, e.Column, pk, e.Err)
+}
+
+func (e *DecryptError) Unwrap() error { return e.Err }
+
+// maxListedErrors bounds how many DecryptErrors one statement reports.
+const maxListedErrors = 10
+
+// joinDecryptErrors makes one error of the failures of a statement: the
+// first maxListedErrors by location, then a count.
+func joinDecryptErrors(errs []*DecryptError) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	out := make([]error, 0, min(len(errs), maxListedErrors)+1)
+	for i, e := range errs {
+		if i == maxListedErrors {
+			out = append(out, fmt.Errorf("ormplugin: and %d more undecryptable values (list them with kmsctl orm verify)", len(errs)-i))
+			break
+		}
+		out = append(out, e)
+	}
+	if len(out) == 1 {
+		return out[0]
+	}
+	return joinedErr{errs: out}
+}
+
+// joinedErr is errors.Join with "; " separators (one line in logs).
+type joinedErr struct{ errs []error }
+
+func (j joinedErr) Error() string {
+	parts := make([]string, len(j.errs))
+	for i, e := range j.errs {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (j joinedErr) Unwrap() []error { return j.errs }

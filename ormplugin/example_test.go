@@ -104,7 +104,8 @@ func ExamplePlugin_MigratePlaintext() {
 	prog, err := p.MigratePlaintext(context.Background(), db, &User{}, RewriteOptions{
 		BatchSize: 500,
 		Progress: func(pr Progress) {
-			fmt.Printf("%s: %d/%d rows, %d values encrypted\n", pr.Table, pr.Scanned, pr.Total, pr.Rewritten)
+			fmt.Printf("%s %s: %d/%d rows scanned, %d plaintext values found, %d encrypted so far\n",
+				pr.Table, pr.Phase, pr.Scanned, pr.Total, pr.Found, pr.Rewritten)
 		},
 	})
 	if err != nil {
@@ -114,7 +115,9 @@ func ExamplePlugin_MigratePlaintext() {
 	_ = db.Where(Equal("Email", "b@example.com")).First(&u).Error
 	fmt.Println(prog.Rewritten, u.Email, u.Phone == nil)
 	// Output:
-	// users: 2/2 rows, 3 values encrypted
+	// users check: 2/2 rows scanned, 3 plaintext values found, 0 encrypted so far
+	// users rewrite: 2/2 rows scanned, 3 plaintext values found, 3 encrypted so far
+	// users verify: 2/2 rows scanned, 0 plaintext values found, 3 encrypted so far
 	// 3 b@example.com true
 }
 
@@ -126,7 +129,8 @@ func ExampleRenewDataKeys() {
 	kms, _ := newTestKMS(tb)
 	_ = db.Use(New(kms, Config{KeyID: "alias/orders"}))
 	_ = db.AutoMigrate(&User{})
-	_ = db.Create(&User{Email: "a@example.com"}).Error
+	phone := "+1 555 0100"
+	_ = db.Create(&User{Email: "a@example.com", Phone: &phone}).Error
 
 	kms.Rotate() // an admin rotates the master key
 	prog, err := RenewDataKeys(context.Background(), db, kms, RenewOptions{})
@@ -158,11 +162,13 @@ func ExamplePlugin_MigrateTable() {
 			{Name: "card", Type: TypeString, Index: "card_bidx"},
 			{Name: "meta", Type: TypeJSON},
 		},
-	}, RewriteOptions{Progress: func(pr Progress) { fmt.Printf("%d/%d\n", pr.Scanned, pr.Total) }})
-	fmt.Println(prog.Rewritten, err)
+	}, RewriteOptions{Progress: func(pr Progress) { fmt.Printf("%s %d/%d\n", pr.Phase, pr.Scanned, pr.Total) }})
+	fmt.Println(prog.Rewritten, prog.Remaining, err)
 	// Output:
-	// 1/1
-	// 2 <nil>
+	// check 1/1
+	// rewrite 1/1
+	// verify 1/1
+	// 2 0 <nil>
 }
 
 func ExampleCiphertextLen() {

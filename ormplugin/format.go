@@ -6,17 +6,20 @@ import (
 	"encoding/binary"
 )
 
-// Stored value format, version 1 (see the package documentation):
+// Stored value formats (see the package documentation):
 //
 //	"kms1:" || base64url-without-padding( dkid[8] || nonce[12] || AES-GCM ciphertext || tag[16] )
+//	"kms2:" || the same, for a row-bound column (the AAD also holds the row's bound value)
 const (
-	valuePrefix = "kms1:"
-	dkIDLen     = 8
-	nonceLen    = 12
-	tagLen      = 16
+	valuePrefix  = "kms1:"
+	valuePrefix2 = "kms2:"
+	dkIDLen      = 8
+	nonceLen     = 12
+	tagLen       = 16
 	// overhead is the number of binary bytes added to the plaintext.
-	overhead = dkIDLen + nonceLen + tagLen
-	aadLabel = "kmsgo/ormplugin/v1"
+	overhead  = dkIDLen + nonceLen + tagLen
+	aadLabel  = "kmsgo/ormplugin/v1"
+	aadLabel2 = "kmsgo/ormplugin/v2"
 )
 
 var (
@@ -36,10 +39,14 @@ type storedValue struct {
 	dkID   int64
 	nonce  []byte
 	sealed []byte // ciphertext || tag
+	bound  bool   // format 2: the AAD binds the row
 }
 
-// hasPrefix reports whether b starts like an ormplugin value.
-func hasPrefix(b []byte) bool { return bytes.HasPrefix(b, []byte(valuePrefix)) }
+// hasPrefix reports whether b starts like an ormplugin value. It is only a
+// first filter: a plaintext may start the same way (see classify).
+func hasPrefix(b []byte) bool {
+	return bytes.HasPrefix(b, []byte(valuePrefix)) || bytes.HasPrefix(b, []byte(valuePrefix2))
+}
 
 // parseValue parses a stored value. A value without the prefix is
 // ErrNotCiphertext; anything else malformed is ErrDecrypt.
@@ -51,6 +58,7 @@ func parseValueInto(b, scratch []byte) (storedValue, error) {
 	if !hasPrefix(b) {
 		return storedValue{}, ErrNotCiphertext
 	}
+	bound := b[3] == '2'
 	body := b[len(valuePrefix):]
 	if bytes.IndexByte(body, '\r') >= 0 || bytes.IndexByte(body, '\n') >= 0 { // the decoder skips them
 		return storedValue{}, ErrDecrypt
@@ -74,6 +82,7 @@ func parseValueInto(b, scratch []byte) (storedValue, error) {
 		dkID:   id,
 		nonce:  raw[dkIDLen : dkIDLen+nonceLen],
 		sealed: raw[dkIDLen+nonceLen:],
+		bound:  bound,
 	}, nil
 }
 
@@ -83,6 +92,9 @@ func encodeValue(v storedValue) string {
 	raw = binary.BigEndian.AppendUint64(raw, uint64(v.dkID))
 	raw = append(raw, v.nonce...)
 	raw = append(raw, v.sealed...)
+	if v.bound {
+		return valuePrefix2 + b64.EncodeToString(raw)
+	}
 	return valuePrefix + b64.EncodeToString(raw)
 }
 
@@ -99,4 +111,21 @@ func appendAAD(aad []byte, table, column string, dkID int64) []byte {
 	aad = append(aad, column...)
 	aad = append(aad, 0)
 	return binary.BigEndian.AppendUint64(aad, uint64(dkID))
+}
+
+// boundAAD is the AAD of a format-2 value: it binds the value to its
+// table, column, data key and to the bound column and value of its row.
+func boundAAD(table, column string, dkID int64, bindColumn string, bindValue []byte) []byte {
+	aad := make([]byte, 0, len(aadLabel2)+len(table)+len(column)+len(bindColumn)+len(bindValue)+4+dkIDLen+4)
+	aad = append(aad, aadLabel2...)
+	aad = append(aad, 0)
+	aad = append(aad, table...)
+	aad = append(aad, 0)
+	aad = append(aad, column...)
+	aad = append(aad, 0)
+	aad = binary.BigEndian.AppendUint64(aad, uint64(dkID))
+	aad = append(aad, bindColumn...)
+	aad = append(aad, 0)
+	aad = binary.BigEndian.AppendUint32(aad, uint32(len(bindValue)))
+	return append(aad, bindValue...)
 }

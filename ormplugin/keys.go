@@ -43,9 +43,34 @@ type dataKeyRow struct {
 	Wrapped    []byte    `gorm:"not null"`
 	CreatedAt  time.Time `gorm:"not null"`
 	UpdatedAt  time.Time `gorm:"not null"`
+	// GenVersion is the master key version the data key was generated
+	// under; renewal re-wraps (KeyVersion) but never changes it. 0 for
+	// rows written before the column existed.
+	GenVersion int `gorm:"not null;default:0"`
+	// ReqKeyID is Config.KeyID of the plugin that created the key (an id or
+	// an alias): a restarted process adopts only keys of its own KeyID.
+	ReqKeyID string `gorm:"size:256;not null;default:''"`
 }
 
 func (dataKeyRow) TableName() string { return DataKeyTable }
+
+// genVersion is the master key version a data key was generated under.
+func (r dataKeyRow) genVersion() int {
+	if r.GenVersion > 0 {
+		return r.GenVersion
+	}
+	return r.KeyVersion
+}
+
+// errUnknownKey is ErrDecrypt for a value naming no stored data key at all
+// (same message: callers see one opaque error); classify tells it apart
+// from a value that fails authentication.
+type unknownKeyError struct{}
+
+func (unknownKeyError) Error() string { return ErrDecrypt.Error() }
+func (unknownKeyError) Unwrap() error { return ErrDecrypt }
+
+var errUnknownKey error = unknownKeyError{}
 
 // indexKeyRow is the one wrapped blind-index key of a column.
 type indexKeyRow struct {
@@ -107,6 +132,7 @@ type keyring struct {
 	bidx    map[colKey][]byte         // derived HMAC keys
 	pendDEK map[colKey][]pendingDEK   // see sqliteTx
 	pendIdx map[colKey][]pendingIndex // see sqliteTx
+	retired map[int64]bool            // data keys being retired by Reencrypt: never adopted
 	loadMu  sync.Mutex                // serializes cache misses so one miss is one KMS call
 }
 
@@ -118,6 +144,7 @@ func newKeyring(kms KMS, cfg *Config) *keyring {
 		bidx:    map[colKey][]byte{},
 		pendDEK: map[colKey][]pendingDEK{},
 		pendIdx: map[colKey][]pendingIndex{},
+		retired: map[int64]bool{},
 	}
 }
 
@@ -225,13 +252,65 @@ func (r *keyring) reserve(ctx context.Context, rootDB, stmtDB *gorm.DB, ck colKe
 		r.mu.Unlock()
 		return k, nil
 	}
-	k, err := r.create(ctx, root, ck)
+	k, err := r.adopt(ctx, root, ck, n)
 	if err != nil {
 		return nil, err
+	}
+	if k == nil {
+		if k, err = r.create(ctx, root, ck); err != nil {
+			return nil, err
+		}
 	}
 	st.cur = k
 	k.reserved.Add(n)
 	return k, nil
+}
+
+// adopt returns the newest stored data key of the column, created by a
+// plugin with the same KeyID less than MaxKeyAge/2 ago, unwrapped with
+// one kmsd Decrypt call: a restarted process (or a second replica) keeps
+// writing under it instead of adding a key row per start. Its age counts
+// from the row's creation time, so the MaxKeyAge limit holds across
+// processes; MaxKeyUses and MaxKeyBytes are counted per process (see the
+// package documentation for the bound this gives). nil when there is none.
+func (r *keyring) adopt(ctx context.Context, root *gorm.DB, ck colKey, n int64) (*dek, error) {
+	cutoff := time.Now().Add(-r.cfg.MaxKeyAge / 2).UTC()
+	var rows []dataKeyRow
+	err := root.Where("tbl = ? AND col = ? AND req_key_id = ? AND created_at > ?", ck.table, ck.column, r.cfg.KeyID, cutoff).
+		Order("created_at DESC").Limit(4).Find(&rows).Error
+	if err != nil {
+		return nil, nil // no adoption: create a key as before
+	}
+	for _, row := range rows {
+		r.mu.Lock()
+		retired := r.retired[row.ID]
+		r.mu.Unlock()
+		if retired {
+			continue
+		}
+		if k := r.getDec(row.ID); k != nil {
+			if r.usable(k, n) {
+				return k, nil
+			}
+			continue // used up by this process
+		}
+		out, err := r.kms.Decrypt(ctx, row.Wrapped, encContext(purposeDEK, row.Tbl, row.Col))
+		if err != nil {
+			return nil, fmt.Errorf("%w: unwrap data key for %s.%s: %w", ErrKMS, ck.table, ck.column, err)
+		}
+		aead, err := newAEAD(out.Plaintext)
+		clear(out.Plaintext)
+		if err != nil {
+			continue
+		}
+		k := &dek{id: row.ID, aead: aead, created: row.CreatedAt}
+		if !r.usable(k, n) {
+			continue
+		}
+		r.putDec(k)
+		return k, nil
+	}
+	return nil, nil
 }
 
 // create asks kmsd for a new data key, stores it wrapped in db and caches it
@@ -253,6 +332,7 @@ func (r *keyring) create(ctx context.Context, db *gorm.DB, ck colKey) (*dek, err
 			return nil, err
 		}
 		row := dataKeyRow{ID: id, Tbl: ck.table, Col: ck.column, KeyID: dk.KeyID, KeyVersion: dk.KeyVersion,
+			GenVersion: dk.KeyVersion, ReqKeyID: r.cfg.KeyID,
 			Wrapped: dk.CiphertextBlob, CreatedAt: now.UTC(), UpdatedAt: now.UTC()}
 		res := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
 		if res.Error != nil {
@@ -329,7 +409,10 @@ func (r *keyring) forDecrypt(ctx context.Context, db *gorm.DB, ck colKey, id int
 	if res.Error != nil {
 		return nil, fmt.Errorf("ormplugin: load data key: %w", res.Error)
 	}
-	if res.RowsAffected == 0 || row.Tbl != ck.table || row.Col != ck.column {
+	if res.RowsAffected == 0 {
+		return nil, errUnknownKey
+	}
+	if row.Tbl != ck.table || row.Col != ck.column {
 		return nil, ErrDecrypt
 	}
 	out, err := r.kms.Decrypt(ctx, row.Wrapped, encContext(purposeDEK, row.Tbl, row.Col))
@@ -341,7 +424,7 @@ func (r *keyring) forDecrypt(ctx context.Context, db *gorm.DB, ck colKey, id int
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	k := &dek{id: id, aead: aead, created: time.Now()}
+	k := &dek{id: id, aead: aead, created: row.CreatedAt}
 	r.putDec(k)
 	return k, nil
 }

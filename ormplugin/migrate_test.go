@@ -80,6 +80,9 @@ func TestMigratePlaintext(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		var seen []Progress
 		prog, err := p.MigratePlaintext(ctx, db, &Account{}, RewriteOptions{BatchSize: 5, Progress: func(pr Progress) {
+			if pr.Phase != PhaseRewrite {
+				return
+			}
 			seen = append(seen, pr)
 			if len(seen) == 2 {
 				cancel()

@@ -69,6 +69,10 @@ type Plugin struct {
 	infoMu sync.Mutex
 	info   map[*schema.Schema]*schemaInfo
 	err    error
+
+	// beforeRewrite (tests only) runs between reading a rewrite batch and
+	// writing it, with the primary keys about to be written.
+	beforeRewrite func(pks []any)
 }
 
 // New returns a plugin that wraps its data keys with cfg.KeyID in kms.
@@ -112,6 +116,9 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	if p.err != nil {
 		return p.err
 	}
+	if err := checkPrivateMemoryDB(db); err != nil {
+		return err
+	}
 	p.db = db.Session(&gorm.Session{NewDB: true})
 	if err := p.db.AutoMigrate(&dataKeyRow{}, &indexKeyRow{}); err != nil {
 		return fmt.Errorf("ormplugin: create key tables: %w", err)
@@ -121,15 +128,15 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		name string
 		err  error
 	}{
-		{"create prepare", cb.Create().Before("*").Register("ormplugin:create_prepare", p.prepareWrite)},
+		{"create prepare", cb.Create().Before("*").Register("ormplugin:create_prepare", p.prepareCreate)},
 		{"create index", cb.Create().Before("gorm:create").After("gorm:before_create").Register("ormplugin:create_index", p.fillCreateIndexes)},
 		{"create done", cb.Create().After("*").Register("ormplugin:create_done", p.done)},
-		{"update prepare", cb.Update().Before("*").Register("ormplugin:update_prepare", p.prepareWrite)},
+		{"update prepare", cb.Update().Before("*").Register("ormplugin:update_prepare", p.prepareUpdate)},
 		{"update assign", cb.Update().Before("gorm:update").After("gorm:save_before_associations").Register("ormplugin:update_assign", p.assignUpdate)},
 		{"update done", cb.Update().After("*").Register("ormplugin:update_done", p.done)},
 		{"delete prepare", cb.Delete().Before("*").Register("ormplugin:delete_prepare", p.prepareRead)},
 		{"delete done", cb.Delete().After("*").Register("ormplugin:delete_done", p.done)},
-		{"query prepare", cb.Query().Before("*").Register("ormplugin:query_prepare", p.prepareRead)},
+		{"query prepare", cb.Query().Before("*").Register("ormplugin:query_prepare", p.prepareQuery)},
 		{"query maps", cb.Query().After("gorm:query").Register("ormplugin:query_maps", p.decryptMaps)},
 		{"query done", cb.Query().After("*").Register("ormplugin:query_done", p.done)},
 		{"row prepare", cb.Row().Before("*").Register("ormplugin:row_prepare", p.prepareRead)},
@@ -143,10 +150,38 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	return nil
 }
 
+// checkPrivateMemoryDB refuses a SQLite in-memory database private to each
+// connection (":memory:"): the plugin reads and writes its key rows on other
+// connections of the pool than the statement's, which would each see
+// another, empty database (a new data key per write transaction, keys that
+// cannot be found on read). The DSN is read by reflection so that the
+// plugin does not import a SQLite driver.
+func checkPrivateMemoryDB(db *gorm.DB) error {
+	if db.Dialector == nil || db.Dialector.Name() != "sqlite" {
+		return nil
+	}
+	rv := reflect.Indirect(reflect.ValueOf(db.Dialector))
+	if rv.Kind() != reflect.Struct {
+		return nil
+	}
+	f := rv.FieldByName("DSN")
+	if !f.IsValid() || f.Kind() != reflect.String {
+		return nil
+	}
+	dsn := strings.ToLower(f.String())
+	shared := strings.Contains(dsn, "cache=shared")
+	if !shared && (dsn == "" || strings.HasPrefix(dsn, ":memory:") || strings.HasPrefix(dsn, "file::memory:") || strings.Contains(dsn, "mode=memory")) {
+		return fmt.Errorf("%w: SQLite :memory: gives every connection of the pool its own empty database, and the plugin keeps its keys through other connections than the statement's; "+
+			"use a database file, or a shared in-memory database (\"file::memory:?cache=shared\", or \"file:NAME?mode=memory&cache=shared\")", ErrConfig)
+	}
+	return nil
+}
+
 // fieldInfo describes one encrypted field.
 type fieldInfo struct {
 	field *schema.Field
 	index *schema.Field // blind index field, or nil
+	bind  *schema.Field // row binding field (kms:"bind=..."), or nil
 	table string        // table bound into the AAD
 }
 
@@ -191,6 +226,7 @@ var schemaPlugins sync.Map
 //	index=<field or column>   blind index field ([]byte) filled automatically
 //	table=<table>             table bound into the AAD (for read-only DTOs
 //	                          of another table); default: the model's table
+//	bind=<field or column>    row binding: the column's value goes into the AAD
 func parseSchema(sch *schema.Schema) *schemaInfo {
 	si := &schemaInfo{byField: map[*schema.Field]*fieldInfo{}, byName: map[string]*fieldInfo{}}
 	for _, f := range sch.Fields {
@@ -223,6 +259,15 @@ func parseSchema(sch *schema.Schema) *schemaInfo {
 				fi.index = idx
 			case "table":
 				fi.table = strings.TrimSpace(v)
+			case "bind":
+				b := sch.LookUpField(strings.TrimSpace(v))
+				if err := checkBindField(sch, f, b); err != nil {
+					if si.err == nil {
+						si.err = err
+					}
+					continue
+				}
+				fi.bind = b
 			default:
 				if si.err == nil {
 					si.err = fmt.Errorf("%w: %s.%s: unknown kms tag option %q", ErrConfig, sch.Name, f.Name, opt)
@@ -256,11 +301,31 @@ type stmtState struct {
 	arena   []byte         // stored values of this statement are carved from it
 	dkeys   map[int64]*dek // data keys used by this statement's reads
 	readAAD map[colKey]*lease
-	cks     map[*schema.Field]colKey
+	cks     map[*schema.Field]colRef
+	// query is set for statements of the query callbacks: Scan then
+	// records decryption failures in failed, and done reports them once the
+	// rows (and their primary keys) are complete.
+	query    bool
+	failed   []failedScan
+	creating bool // statement of the create callbacks
 	// hotField/hotLease: the lease of the string field this statement
 	// encrypted last (see encryptCached).
 	hotField *schema.Field
 	hotLease *lease
+}
+
+// colRef is what the serializer needs to know about an encrypted field.
+type colRef struct {
+	ck colKey
+	fi *fieldInfo // nil for a field the plugin could not parse
+}
+
+// failedScan is a value Scan could not decrypt.
+type failedScan struct {
+	row   reflect.Value // the struct being scanned
+	field *schema.Field
+	table string
+	err   error
 }
 
 type lease struct {
@@ -295,6 +360,14 @@ func (p *Plugin) attach(db *gorm.DB) *stmtState {
 
 func (p *Plugin) prepareRead(db *gorm.DB) {
 	p.attach(db)
+	p.checkConditions(db)
+	p.prepareMapRead(db)
+}
+
+// prepareQuery is prepareRead for the query callbacks.
+func (p *Plugin) prepareQuery(db *gorm.DB) {
+	st := p.attach(db)
+	st.query = true
 	p.checkConditions(db)
 	p.prepareMapRead(db)
 }
@@ -364,17 +437,74 @@ func (p *Plugin) done(db *gorm.DB) {
 	if st.origSchema != nil {
 		db.Statement.Schema = st.origSchema
 	}
+	if len(st.failed) > 0 {
+		errs := make([]*DecryptError, 0, len(st.failed))
+		for _, f := range st.failed {
+			errs = append(errs, &DecryptError{Table: f.table, Column: f.field.DBName, PrimaryKey: rowPK(st.origCtx, f.field.Schema, f.row), Err: f.err})
+		}
+		st.failed = nil
+		_ = db.AddError(joinDecryptErrors(errs))
+	}
 	db.Statement.Context = st.origCtx
+}
+
+// rowPK formats the primary key of a struct row of sch as "col=value"
+// ("" when it is not set).
+func rowPK(ctx context.Context, sch *schema.Schema, row reflect.Value) string {
+	if sch == nil || len(sch.PrimaryFields) == 0 {
+		return ""
+	}
+	for row.Kind() == reflect.Pointer {
+		if row.IsNil() {
+			return ""
+		}
+		row = row.Elem()
+	}
+	if row.Kind() != reflect.Struct || row.Type() != sch.ModelType {
+		return ""
+	}
+	parts := make([]string, 0, len(sch.PrimaryFields))
+	for _, f := range sch.PrimaryFields {
+		v, zero := f.ValueOf(ctx, row)
+		if zero {
+			return ""
+		}
+		parts = append(parts, fmt.Sprintf("%s=%v", f.DBName, v))
+	}
+	return strings.Join(parts, ",")
+}
+
+// mapPK is rowPK for a map row.
+func mapPK(sch *schema.Schema, m map[string]any) string {
+	if sch == nil || len(sch.PrimaryFields) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(sch.PrimaryFields))
+	for _, f := range sch.PrimaryFields {
+		v, ok := m[f.DBName]
+		if !ok || v == nil {
+			return ""
+		}
+		if b, ok := v.([]byte); ok {
+			v = string(b)
+		}
+		parts = append(parts, fmt.Sprintf("%s=%v", f.DBName, v))
+	}
+	return strings.Join(parts, ",")
 }
 
 // prepareWrite runs first in create and update: it reserves data keys for
 // the statement before GORM opens its transaction, so that kmsd being down
 // fails the statement before anything is written.
-func (p *Plugin) prepareWrite(db *gorm.DB) {
+func (p *Plugin) prepareCreate(db *gorm.DB) { p.prepareWrite(db, true) }
+func (p *Plugin) prepareUpdate(db *gorm.DB) { p.prepareWrite(db, false) }
+
+func (p *Plugin) prepareWrite(db *gorm.DB, create bool) {
 	if db.Error != nil {
 		return
 	}
 	st := p.attach(db)
+	st.creating = create
 	p.checkConditions(db)
 	if db.Statement.Schema == nil || db.Error != nil {
 		return
@@ -396,10 +526,7 @@ func (p *Plugin) prepareWrite(db *gorm.DB) {
 		return
 	}
 	ctx := db.Statement.Context
-	for _, fi := range si.fields {
-		if fi.table != db.Statement.Schema.Table {
-			continue // read-only mapping of another table
-		}
+	for _, fi := range p.writtenFields(db, si) {
 		k, err := p.keys.reserve(ctx, p.db, db, fi.key(), n)
 		if err != nil {
 			_ = db.AddError(err)
@@ -415,9 +542,114 @@ func (p *Plugin) prepareWrite(db *gorm.DB) {
 	}
 }
 
+// writtenFields returns the encrypted fields of the model's own table that
+// the statement may write a non-NULL value to: only those need a data key.
+// It errs on the side of too many (a missed field reserves its key when it
+// is encrypted, inside the transaction).
+func (p *Plugin) writtenFields(db *gorm.DB, si *schemaInfo) []*fieldInfo {
+	stmt := db.Statement
+	ctx := stmt.Context
+	isUpdate := !isCreate(db)
+	var fromMap map[string]any
+	var dest reflect.Value
+	starSelect := false
+	for _, s := range stmt.Selects {
+		if s == "*" {
+			starSelect = true
+		}
+	}
+	if isUpdate {
+		switch d := stmt.Dest.(type) {
+		case map[string]any:
+			fromMap = d
+		case *map[string]any:
+			fromMap = *d
+		default:
+			dest = reflect.Indirect(reflect.ValueOf(stmt.Dest))
+		}
+	}
+	selected, restricted := stmt.SelectAndOmitColumns(!isUpdate, isUpdate)
+	var out []*fieldInfo
+	for _, fi := range si.fields {
+		if fi.table != stmt.Schema.Table {
+			continue // read-only mapping of another table
+		}
+		if v, ok := selected[fi.field.DBName]; (ok && !v) || (!ok && restricted && !starSelect) {
+			continue // omitted, or not selected
+		}
+		switch {
+		case fromMap != nil:
+			v, ok := fromMap[fi.field.DBName]
+			if !ok {
+				v, ok = fromMap[fi.field.Name]
+			}
+			if !ok || v == nil {
+				continue
+			}
+		case isUpdate && dest.Kind() == reflect.Struct && dest.Type() == stmt.Schema.ModelType && !starSelect && !restricted:
+			if _, zero := fi.field.ValueOf(ctx, dest); zero { // Updates(struct) skips zero fields
+				continue
+			}
+		case !isUpdate:
+			if allNull(ctx, fi.field, reflect.Indirect(stmt.ReflectValue)) {
+				continue
+			}
+		}
+		out = append(out, fi)
+	}
+	return out
+}
+
+// isCreate reports whether db runs the create callbacks.
+func isCreate(db *gorm.DB) bool {
+	st := stateFrom(db.Statement.Context)
+	return st != nil && st.creating
+}
+
+// allNull reports whether field is NULL in every row of rv (a struct or a
+// slice of structs): such a statement writes no value of that column.
+func allNull(ctx context.Context, field *schema.Field, rv reflect.Value) bool {
+	switch rv.Kind() {
+	case reflect.Struct:
+		return isNullValue(field.ReflectValueOf(ctx, rv))
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < rv.Len(); i++ {
+			row := reflect.Indirect(rv.Index(i))
+			if row.Kind() != reflect.Struct || !isNullValue(field.ReflectValueOf(ctx, row)) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// isNullValue reports whether a field value is stored as SQL NULL (see
+// encodePlain), without encoding it.
+func isNullValue(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
+		return v.IsNil()
+	case reflect.Struct:
+		if v.Type() == typNullString {
+			return !v.Field(1).Bool()
+		}
+		if _, ok := nullInner(v.Type()); ok {
+			return !v.FieldByName("Valid").Bool()
+		}
+	}
+	return false
+}
+
 // encrypt seals plain for column ck using the statement's key reservation,
-// reserving more when it runs out.
-func (st *stmtState) encrypt(ctx context.Context, ck colKey, plain []byte) (string, error) {
+// reserving more when it runs out. b is the row binding of a bound field.
+func (st *stmtState) encrypt(ctx context.Context, ck colKey, b *bindCtx, plain []byte) (string, error) {
+	if b != nil && b.value == nil {
+		if b.missing != nil {
+			return "", b.missing
+		}
+		return "", ErrBindMissing
+	}
 	st.mu.Lock()
 	l := st.leases[ck]
 	if l == nil || l.left <= 0 {
@@ -432,16 +664,21 @@ func (st *stmtState) encrypt(ctx context.Context, ck colKey, plain []byte) (stri
 	}
 	l.left--
 	k := l.k
-	if l.aad == nil {
-		l.aad = valueAAD(ck.table, ck.column, k.id)
+	var aad []byte
+	if b != nil {
+		aad = boundAAD(ck.table, ck.column, k.id, b.column, b.value)
+	} else {
+		if l.aad == nil {
+			l.aad = valueAAD(ck.table, ck.column, k.id)
+		}
+		aad = l.aad
 	}
-	aad := l.aad
 	nonce := st.nonces.next()
 	st.mu.Unlock()
 	if nonce == nil {
 		return "", ErrKMS // crypto/rand failed: never reached in practice
 	}
-	return sealInto(k, aad, plain, nonce, &st.scratch, &st.arena), nil
+	return sealInto(k, aad, plain, nonce, &st.scratch, &st.arena, b != nil), nil
 }
 
 // remember makes field's current lease the one encryptCached uses.
@@ -471,7 +708,7 @@ func (st *stmtState) encryptCached(field *schema.Field, plain string) (string, b
 	l.left--
 	k, aad := l.k, l.aad
 	st.mu.Unlock()
-	return sealInto(k, aad, unsafe.Slice(unsafe.StringData(plain), len(plain)), nonce, &st.scratch, &st.arena), true
+	return sealInto(k, aad, unsafe.Slice(unsafe.StringData(plain), len(plain)), nonce, &st.scratch, &st.arena, false), true
 }
 
 // indexOf computes the blind index for a field value (nil for NULL).
@@ -534,6 +771,30 @@ func (p *Plugin) fillRowIndexes(ctx context.Context, db *gorm.DB, si *schemaInfo
 		}
 		if err := fi.index.Set(ctx, row, bidx); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// Validate parses the kms tags of models and returns the first error
+// (ErrConfig, ErrUnsupportedType): an unknown option, an index that is not
+// a []byte field, or row binding to an auto-increment key. Without it such
+// errors surface on the model's first statement; call it at start-up,
+// after db.Use, to fail at registration instead.
+func (p *Plugin) Validate(models ...any) error {
+	if p.err != nil {
+		return p.err
+	}
+	if p.db == nil {
+		return fmt.Errorf("%w: register the plugin with db.Use first", ErrConfig)
+	}
+	for _, m := range models {
+		stmt := &gorm.Statement{DB: p.db}
+		if err := stmt.Parse(m); err != nil {
+			return err
+		}
+		if si := p.schemaInfo(stmt.Schema); si.err != nil {
+			return si.err
 		}
 	}
 	return nil

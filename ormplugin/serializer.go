@@ -21,7 +21,7 @@ func init() { schema.RegisterSerializer(SerializerName, kmsSerializer{}) }
 // statement context, put there by the plugin's callbacks.
 type kmsSerializer struct{}
 
-func (kmsSerializer) ck(ctx context.Context, field *schema.Field, reading bool) (*stmtState, colKey, error) {
+func (kmsSerializer) ck(ctx context.Context, field *schema.Field, reading bool) (*stmtState, colRef, error) {
 	st := stateFrom(ctx)
 	if st == nil && reading && field.Schema != nil {
 		if p, ok := schemaPlugins.Load(field.Schema); ok {
@@ -29,32 +29,45 @@ func (kmsSerializer) ck(ctx context.Context, field *schema.Field, reading bool) 
 		}
 	}
 	if st == nil {
-		return nil, colKey{}, ErrNoPlugin
+		return nil, colRef{}, ErrNoPlugin
 	}
 	st.mu.Lock()
-	ck, ok := st.cks[field]
+	ref, ok := st.cks[field]
 	st.mu.Unlock()
 	if ok {
-		return st, ck, nil
+		return st, ref, nil
 	}
 	table := field.Schema.Table
+	var fi *fieldInfo
 	if sch := field.Schema; sch != nil {
-		if fi := st.p.schemaInfo(sch).byField[field]; fi != nil {
+		if fi = st.p.schemaInfo(sch).byField[field]; fi != nil {
 			table = fi.table
 		}
 	}
-	ck = colKey{table, field.DBName}
+	ref = colRef{ck: colKey{table, field.DBName}, fi: fi}
 	st.mu.Lock()
 	if st.cks == nil {
-		st.cks = map[*schema.Field]colKey{}
+		st.cks = map[*schema.Field]colRef{}
 	}
-	st.cks[field] = ck
+	st.cks[field] = ref
 	st.mu.Unlock()
-	return st, ck, nil
+	return st, ref, nil
+}
+
+// bindOf returns the row binding of a bound field in the struct row (nil
+// for an unbound field); a missing value is reported by encrypt/decrypt
+// only when it matters.
+func bindOf(ctx context.Context, fi *fieldInfo, row reflect.Value) *bindCtx {
+	if fi == nil || fi.bind == nil {
+		return nil
+	}
+	b := &bindCtx{column: fi.bind.DBName}
+	b.value, b.missing = fi.rowBind(ctx, row)
+	return b
 }
 
 // Value encrypts a field value for the database. NULL stays NULL.
-func (s kmsSerializer) Value(ctx context.Context, field *schema.Field, _ reflect.Value, fieldValue any) (any, error) {
+func (s kmsSerializer) Value(ctx context.Context, field *schema.Field, dst reflect.Value, fieldValue any) (any, error) {
 	if str, ok := fieldValue.(string); ok {
 		// Hot path (CreateInBatches of string fields): one lock, no map
 		// lookups, when this statement's last encrypted field is this one.
@@ -64,20 +77,20 @@ func (s kmsSerializer) Value(ctx context.Context, field *schema.Field, _ reflect
 			}
 		}
 	}
-	st, ck, err := s.ck(ctx, field, false)
+	st, ref, err := s.ck(ctx, field, false)
 	if err != nil {
 		return nil, err
 	}
-	if len(st.leases) == 0 { // prepareWrite checked the schema otherwise
-		if si := st.p.schemaInfo(field.Schema); si.err != nil {
-			return nil, si.err
-		}
+	if si := st.p.schemaInfo(field.Schema); si.err != nil {
+		return nil, si.err
 	}
+	ck := ref.ck
+	b := bindOf(ctx, ref.fi, dst)
 	if str, ok := fieldValue.(string); ok {
 		// Fast path: seal straight from the caller's string (it stays in
 		// the caller's struct anyway, so there is no copy to clear).
-		out, err := st.encrypt(ctx, ck, unsafe.Slice(unsafe.StringData(str), len(str)))
-		if err == nil {
+		out, err := st.encrypt(ctx, ck, b, unsafe.Slice(unsafe.StringData(str), len(str)))
+		if err == nil && b == nil {
 			st.remember(field, ck)
 		}
 		return out, err
@@ -87,23 +100,41 @@ func (s kmsSerializer) Value(ctx context.Context, field *schema.Field, _ reflect
 		return nil, err
 	}
 	defer clear(plain)
-	return st.encrypt(ctx, ck, plain)
+	return st.encrypt(ctx, ck, b, plain)
 }
 
 // Scan decrypts a stored value into the field. NULL becomes the zero value.
+// In a query statement a failure is recorded and reported, with the row's
+// primary key, when the statement ends (see done); the field stays zero.
 func (s kmsSerializer) Scan(ctx context.Context, field *schema.Field, dst reflect.Value, dbValue any) error {
 	rv := field.ReflectValueOf(ctx, dst)
 	if dbValue == nil {
 		rv.Set(reflect.Zero(field.FieldType))
 		return nil
 	}
-	st, ck, err := s.ck(ctx, field, true)
+	st, ref, err := s.ck(ctx, field, true)
 	if err != nil {
 		return err
 	}
+	err = s.scan(ctx, st, ref, field, rv, dst, dbValue)
+	if err == nil {
+		return nil
+	}
+	rv.Set(reflect.Zero(field.FieldType))
+	if st.query {
+		st.mu.Lock()
+		st.failed = append(st.failed, failedScan{row: dst, field: field, table: ref.ck.table, err: err})
+		st.mu.Unlock()
+		return nil
+	}
+	return &DecryptError{Table: ref.ck.table, Column: field.DBName, PrimaryKey: rowPK(ctx, field.Schema, dst), Err: err}
+}
+
+func (kmsSerializer) scan(ctx context.Context, st *stmtState, ref colRef, field *schema.Field, rv, dst reflect.Value, dbValue any) error {
+	b := bindOf(ctx, ref.fi, dst)
 	if field.FieldType == typString { // fast path: no reflect.New
 		if str, ok := dbValue.(string); ok {
-			plain, err := st.p.decrypt(ctx, st, ck, unsafe.Slice(unsafe.StringData(str), len(str)))
+			plain, err := st.p.decrypt(ctx, st, ref.ck, b, unsafe.Slice(unsafe.StringData(str), len(str)))
 			if err != nil {
 				return err
 			}
@@ -112,7 +143,7 @@ func (s kmsSerializer) Scan(ctx context.Context, field *schema.Field, dst reflec
 			return nil
 		}
 	}
-	v, err := st.p.openValue(ctx, st, ck, field.FieldType, dbValue)
+	v, err := st.p.openValue(ctx, st, ref.ck, b, field.FieldType, dbValue)
 	if err != nil {
 		return err
 	}
@@ -186,6 +217,7 @@ func (p *Plugin) assignUpdate(db *gorm.DB) {
 		return
 	}
 	var indexes []clause.Assignment
+	bindWhere := map[string]bool{}
 	for i := range set {
 		f := stmt.Schema.LookUpField(set[i].Column.Name)
 		fi := si.byField[f]
@@ -205,10 +237,35 @@ func (p *Plugin) assignUpdate(db *gorm.DB) {
 			_ = db.AddError(err)
 			return
 		}
+		var b *bindCtx
+		if fi.bind != nil {
+			// Every row the statement updates must have the bound value
+			// the ciphertext is sealed with: take it from the model and
+			// restrict the statement to it.
+			if b = bindOf(ctx, fi, stmt.ReflectValue); b.value == nil {
+				clear(plain)
+				_ = db.AddError(fmt.Errorf("%w: update of row-bound column %s needs the row's %s (db.Model(&row) with it set)", ErrBindMissing, f.DBName, fi.bind.DBName))
+				return
+			}
+			for _, a := range set {
+				if a.Column.Name == fi.bind.DBName && !bindWhere[fi.bind.DBName] {
+					if nb, ok := bindBytes(valueOfAssignment(ctx, a.Value)); !ok || string(nb) != string(b.value) {
+						clear(plain)
+						_ = db.AddError(fmt.Errorf("%w: %s binds %s and cannot change", ErrUnsupported, fi.bind.DBName, f.DBName))
+						return
+					}
+				}
+			}
+			if !bindWhere[fi.bind.DBName] {
+				bindWhere[fi.bind.DBName] = true
+				v, _ := fi.bind.ValueOf(ctx, reflect.Indirect(stmt.ReflectValue))
+				stmt.AddClause(clause.Where{Exprs: []clause.Expression{clause.Eq{Column: clause.Column{Table: clause.CurrentTable, Name: fi.bind.DBName}, Value: v}}})
+			}
+		}
 		if null {
 			set[i].Value = nil
 		} else {
-			ct, err := st.encrypt(ctx, fi.key(), plain)
+			ct, err := st.encrypt(ctx, fi.key(), b, plain)
 			clear(plain)
 			if err != nil {
 				_ = db.AddError(err)
@@ -234,6 +291,14 @@ func (p *Plugin) assignUpdate(db *gorm.DB) {
 	set = append(set, indexes...)
 	stmt.AddClause(set)
 	st.addSet = true
+}
+
+// valueOfAssignment unwraps GORM's serializer wrapper of an assignment.
+func valueOfAssignment(ctx context.Context, v any) any {
+	if pv, ok := gormSerializerPlain(ctx, v); ok {
+		return pv
+	}
+	return v
 }
 
 func isExpr(v any) bool {
@@ -275,6 +340,7 @@ func (p *Plugin) decryptMaps(db *gorm.DB) {
 	default:
 		return
 	}
+	var failed []*DecryptError
 	for _, m := range maps {
 		for _, fi := range si.fields {
 			raw, ok := m[fi.field.DBName]
@@ -288,15 +354,26 @@ func (p *Plugin) decryptMaps(db *gorm.DB) {
 			if b, ok := raw.(*any); ok { // some drivers leave *interface{}
 				raw = *b
 			}
-			v, err := p.openValue(stmt.Context, st, fi.key(), fi.field.FieldType, raw)
+			var b *bindCtx
+			if fi.bind != nil {
+				b = &bindCtx{column: fi.bind.DBName}
+				var ok bool
+				if b.value, ok = bindBytes(m[fi.bind.DBName]); !ok {
+					b.value, b.missing = nil, fmt.Errorf("%w: %s is bound to %s, which the query did not select", ErrBindMissing, fi.field.DBName, fi.bind.DBName)
+				}
+			}
+			v, err := p.openValue(stmt.Context, st, fi.key(), b, fi.field.FieldType, raw)
 			if err != nil {
 				// never leave ciphertext in the caller's map
 				delete(m, fi.field.DBName)
-				_ = db.AddError(err)
+				failed = append(failed, &DecryptError{Table: fi.table, Column: fi.field.DBName, PrimaryKey: mapPK(stmt.Schema, m), Err: err})
 				continue
 			}
 			m[fi.field.DBName] = v.Interface()
 		}
+	}
+	if len(failed) > 0 {
+		_ = db.AddError(joinDecryptErrors(failed))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"gorm.io/gorm"
 )
@@ -34,6 +35,7 @@ type ColumnSpec struct {
 	Name  string
 	Type  string // TypeString (default), TypeBytes or TypeJSON
 	Index string // blind index column, if the model has one
+	Bind  string // row binding column (kms:"bind=..."), if the model has one
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -51,8 +53,18 @@ func (s TableSpec) model() (any, error) {
 	if s.StringKey {
 		pkType = typString
 	}
-	fields := []reflect.StructField{{Name: "PK", Type: pkType, Tag: reflect.StructTag(`gorm:"column:` + pk + `;primaryKey"`)}}
+	// The model only reads and updates existing rows: its key is never
+	// generated here, which also lets columns bind to it.
+	fields := []reflect.StructField{{Name: "PK", Type: pkType, Tag: reflect.StructTag(`gorm:"column:` + pk + `;primaryKey;autoIncrement:false"`)}}
+	binds := map[string]bool{}
 	for i, c := range s.Columns {
+		if c.Bind != "" && c.Bind != pk && !binds[c.Bind] {
+			if !identRE.MatchString(c.Bind) {
+				return nil, fmt.Errorf("%w: column %q: bind column %q", ErrConfig, c.Name, c.Bind)
+			}
+			binds[c.Bind] = true
+			fields = append(fields, reflect.StructField{Name: "B" + strconv.Itoa(i), Type: typBytes, Tag: reflect.StructTag(`gorm:"column:` + c.Bind + `"`)})
+		}
 		if !identRE.MatchString(c.Name) || (c.Index != "" && !identRE.MatchString(c.Index)) {
 			return nil, fmt.Errorf("%w: column %q", ErrConfig, c.Name)
 		}
@@ -69,8 +81,17 @@ func (s TableSpec) model() (any, error) {
 		}
 		n := "C" + strconv.Itoa(i)
 		tag := `gorm:"column:` + c.Name + `;serializer:kms"`
+		var opts []string
 		if c.Index != "" {
-			tag += ` kms:"index=` + c.Index + `"`
+			opts = append(opts, "index="+c.Index)
+		}
+		if c.Bind != "" {
+			opts = append(opts, "bind="+c.Bind)
+		}
+		if len(opts) > 0 {
+			tag += ` kms:"` + strings.Join(opts, ",") + `"`
+		}
+		if c.Index != "" {
 			fields = append(fields, reflect.StructField{Name: n + "Idx", Type: typBytes, Tag: reflect.StructTag(`gorm:"column:` + c.Index + `"`)})
 		}
 		fields = append(fields, reflect.StructField{Name: n, Type: t, Tag: reflect.StructTag(tag)})
