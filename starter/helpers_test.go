@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/kmsgo/kmsgo/server/kmstest"
 	"github.com/kmsgo/kmsgo/starter/kmsclient"
 )
@@ -83,3 +85,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+type gormDB = gorm.DB
+
+// isSQLClosed reports database/sql's "database is closed" (not exported).
+func isSQLClosed(err error) bool { return err != nil && err.Error() == "sql: database is closed" }
