@@ -16,6 +16,7 @@ func TestDependencies(t *testing.T) {
 		forbidden []string
 	}{
 		{"configcenter", []string{"go.etcd.io/", "github.com/nacos-group/", "github.com/gin-gonic/", "github.com/miekg/pkcs11", mod + "server", mod + "hsm"}},
+		{"configcenter/etcd", []string{"github.com/nacos-group/", "github.com/gin-gonic/", "github.com/miekg/pkcs11", mod + "server", mod + "hsm"}},
 		{"configcenter/file", []string{"go.etcd.io/", "github.com/nacos-group/", "github.com/gin-gonic/", "github.com/miekg/pkcs11", mod + "server"}},
 	}
 	for _, tc := range tests {
