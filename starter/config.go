@@ -74,6 +74,8 @@ type ConfigSettings struct {
 	EmbeddedMarkers   bool              `koanf:"embedded_markers"`
 	EncryptionContext map[string]string `koanf:"encryption_context"`
 	DecryptTimeout    time.Duration     `koanf:"decrypt_timeout"`
+	// StartTimeout bounds reading and decrypting the first snapshot.
+	StartTimeout time.Duration `koanf:"start_timeout"`
 }
 
 // FileSettings configure the "file" source.
@@ -172,6 +174,7 @@ func Defaults() Settings {
 			Etcd:           EtcdSettings{DialTimeout: 5 * time.Second},
 			Nacos:          NacosSettings{Group: "DEFAULT_GROUP", Timeout: 10 * time.Second},
 			DecryptTimeout: 30 * time.Second,
+			StartTimeout:   time.Minute,
 		},
 		Database: DatabaseSettings{
 			MaxOpenConns: 10, MaxIdleConns: 5, ConnMaxLifetime: 30 * time.Minute,

@@ -21,7 +21,8 @@ type Health struct {
 	Components []ComponentHealth `json:"components"`
 }
 
-// ComponentHealth is one component: "kms", "config", "config/<source>" or
+// ComponentHealth is one component: "kms", "config", "config/<source
+// name>" (config/etcd:/app/config.yaml, config/file:app.yaml, ...) or
 // "database".
 type ComponentHealth struct {
 	Name string `json:"name"`
@@ -144,7 +145,7 @@ func (t *trackedSource) Watch(ctx context.Context, onChange func(configcenter.St
 func (t *trackedSource) health() ComponentHealth {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c := ComponentHealth{Name: "config/" + t.kind, OK: true, LastChange: t.changedAt, Revision: t.revision}
+	c := ComponentHealth{Name: "config/" + t.Name(), OK: true, LastChange: t.changedAt, Revision: t.revision}
 	if t.lastErr != nil {
 		c.LastError, c.LastErrorAt = t.lastErr.Error(), t.lastErrAt
 		// Healthy again once a state arrived after the error.

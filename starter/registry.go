@@ -11,10 +11,12 @@ import (
 	"github.com/kmsgo/kmsgo/configcenter"
 )
 
-// SourceFactory builds one config source from the settings. Packages such
-// as github.com/kmsgo/kmsgo/starter/etcd register one in their init, so that
-// a service links only the config-center SDK it imports.
-type SourceFactory func(s *Settings) (configcenter.Source, error)
+// SourceFactory builds the config sources of one kind from the settings, in
+// merge order (etcd makes one per key, then one for the prefix). Packages
+// such as github.com/kmsgo/kmsgo/starter/etcd register one in their init, so
+// that a service links only the config-center SDK it imports. On error the
+// factory closes what it made.
+type SourceFactory func(s *Settings) ([]configcenter.Source, error)
 
 // Driver is a database driver the starter can open. Packages such as
 // github.com/kmsgo/kmsgo/starter/postgres register one in their init.

@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsgo/kmsgo/configcenter/etcd/etcdtest"
 	"github.com/kmsgo/kmsgo/configcenter/nacos/nacostest"
 	"github.com/kmsgo/kmsgo/server/dbtest"
 	"github.com/kmsgo/kmsgo/starter"
+	_ "github.com/kmsgo/kmsgo/starter/etcd"
 	_ "github.com/kmsgo/kmsgo/starter/mysql"
 	_ "github.com/kmsgo/kmsgo/starter/nacos"
 	_ "github.com/kmsgo/kmsgo/starter/postgres"
@@ -23,6 +25,22 @@ type store struct {
 	settings string // YAML under config:, without sources
 	kind     string
 	publish  func(doc string)
+}
+
+func etcdStore(t *testing.T, e *env) store {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	return store{
+		kind:     "etcd",
+		settings: fmt.Sprintf("  etcd: {endpoints: [%s], keys: [/app/config.yaml]}\n", srv.Endpoint),
+		publish: func(doc string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := cli.Put(ctx, "/app/config.yaml", doc); err != nil {
+				t.Error(err)
+			}
+		},
+	}
 }
 
 func nacosStore(t *testing.T, e *env) store {
@@ -58,6 +76,15 @@ func unreachable(dialect, dir string) string {
 		return "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2"
 	}
 	return "file:" + dir + "/no/such/dir/x.db?mode=ro"
+}
+
+func TestDSNRotationEtcd(t *testing.T) {
+	for _, d := range dbtest.Dialects(t) {
+		t.Run(d, func(t *testing.T) {
+			e := newEnv(t)
+			testDSNRotation(t, e, etcdStore(t, e), d)
+		})
+	}
 }
 
 func TestDSNRotationNacos(t *testing.T) {

@@ -242,7 +242,7 @@ func (a *App) startKMS(ctx context.Context) error {
 	k := a.set.KMS
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if k.TLS.enabled() {
-		tc, err := tlsConfig(k.TLS)
+		tc, err := k.TLS.Config()
 		if err != nil {
 			return &StartError{Component: "kms", Path: "kms.tls", Err: err}
 		}
@@ -283,7 +283,8 @@ func (a *App) kmsReady(ctx context.Context) error {
 	return nil
 }
 
-func tlsConfig(t TLSSettings) (*tls.Config, error) {
+// Config returns the TLS client configuration t describes.
+func (t TLSSettings) Config() (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, tests only
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
@@ -319,23 +320,30 @@ func (a *App) startConfig(ctx context.Context, report func(error)) error {
 		}
 	}
 	for _, name := range c.Sources {
-		var s configcenter.Source
+		var made []configcenter.Source
 		var err error
 		if name == "file" {
-			s = file.New(c.File.Path, file.Options{Format: configcenter.Format(c.File.Format), PollInterval: c.File.PollInterval})
+			made = []configcenter.Source{file.New(c.File.Path, file.Options{Format: configcenter.Format(c.File.Format), PollInterval: c.File.PollInterval})}
 		} else {
 			var f SourceFactory
 			if f, err = sourceFactory(name); err == nil {
-				s, err = f(&a.set)
+				made, err = f(&a.set)
 			}
 		}
 		if err != nil {
 			closeAll()
 			return &StartError{Component: "config", Path: "config." + name, Err: err}
 		}
-		t := &trackedSource{Source: s, kind: name}
-		a.srcs = append(a.srcs, t)
-		srcs = append(srcs, t)
+		for _, s := range made {
+			t := &trackedSource{Source: s, kind: name}
+			a.srcs = append(a.srcs, t)
+			srcs = append(srcs, t)
+		}
+	}
+	if c.StartTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.StartTimeout)
+		defer cancel()
 	}
 	cfg, err := configcenter.New(ctx, configcenter.Options{
 		Sources:           srcs,

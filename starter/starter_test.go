@@ -79,7 +79,7 @@ database:
 		if !c.OK {
 			t.Fatalf("component %s not ok: %+v", c.Name, c)
 		}
-		if c.Name == "config/file" && c.LastChange.IsZero() {
+		if strings.HasPrefix(c.Name, "config/file:") && c.LastChange.IsZero() {
 			t.Fatalf("source has no last change: %+v", c)
 		}
 	}
@@ -160,16 +160,16 @@ func TestStartFailures(t *testing.T) {
 		{name: "kmsd down", yaml: "kms: {endpoint: " + closedURL(t) + ", timeout: 2s}\n", component: "kms", path: "kms.endpoint"},
 		{name: "config source down", yaml: "kms: {endpoint: " + e.srv.URL + "}\nconfig: {sources: [file], file: {path: " + e.dir + "/missing.yaml}}\n",
 			component: "config", path: "config.file"},
-		{name: "source not linked", yaml: "kms: {endpoint: " + e.srv.URL + "}\nconfig: {sources: [nacos], nacos: {servers: [x:1], data_ids: [a.yaml], dir: " + e.dir + "}}\n",
-			component: "config", path: "config.nacos", is: starter.ErrNotLinked},
+		{name: "etcd down", yaml: "kms: {endpoint: " + e.srv.URL + "}\nconfig: {sources: [etcd], start_timeout: 3s, etcd: {endpoints: [" + strings.TrimPrefix(closedURL(t), "http://") + "], keys: [/app/config.yaml]}}\n",
+			component: "config", path: "config.etcd"},
+		{name: "nacos down", yaml: "kms: {endpoint: " + e.srv.URL + "}\nconfig: {sources: [nacos], start_timeout: 10s, nacos: {servers: [" + strings.TrimPrefix(closedURL(t), "http://") + "], data_ids: [app.yaml], dir: " + e.dir + "/nacos, timeout: 2s}}\n",
+			component: "config", path: "config.nacos"},
 		{name: "bad ENC value", yaml: "kms: {endpoint: " + e.srv.URL + "}\nconfig: {sources: [file], file: {path: " + badENC + "}}\n",
 			component: "config", path: "config value db.password", is: configcenter.ErrDecrypt},
 		{name: "bad DSN", yaml: "kms: {endpoint: " + e.srv.URL + "}\nconfig: {sources: [file], file: {path: " + good + "}}\ndatabase: {driver: sqlite, dsn: \"file:" + e.dir + "/no/such/dir/x.db?mode=ro\"}\n",
 			component: "database", path: "database.dsn", is: starter.ErrDatabase},
 		{name: "DSN path missing", yaml: "kms: {endpoint: " + e.srv.URL + "}\nconfig: {sources: [file], file: {path: " + good + "}}\ndatabase: {driver: sqlite, dsn_path: db.nope}\n",
 			component: "database", path: "database.dsn_path (db.nope)", is: starter.ErrConfig},
-		{name: "driver not linked", yaml: "kms: {endpoint: " + e.srv.URL + "}\ndatabase: {driver: postgres, dsn: x}\n",
-			component: "database", path: "database.driver", is: starter.ErrNotLinked},
 		{name: "bad ENC DSN", yaml: "kms: {endpoint: " + e.srv.URL + "}\ndatabase: {driver: sqlite, dsn: \"ENC(AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA)\"}\n",
 			component: "database", path: "database.dsn"},
 	}

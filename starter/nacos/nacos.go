@@ -17,7 +17,7 @@ import (
 func init() { starter.RegisterSource("nacos", New) }
 
 // New builds the Nacos source from s.Config.Nacos.
-func New(s *starter.Settings) (configcenter.Source, error) {
+func New(s *starter.Settings) ([]configcenter.Source, error) {
 	n := s.Config.Nacos
 	cfg := nacos.Config{
 		Servers:   n.Servers,
@@ -39,5 +39,5 @@ func New(s *starter.Settings) (configcenter.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return src, nil
+	return []configcenter.Source{src}, nil
 }
