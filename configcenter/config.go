@@ -285,11 +285,13 @@ func (c *Config) applyLoop() {
 			continue
 		}
 		c.stats.reloadErrors.Add(1)
+		err = fmt.Errorf("configcenter: reload: %w", err)
 		c.report("configcenter: change rejected; keeping the last good configuration", err)
+		if timer != nil {
+			timer.Stop()
+			retry = nil
+		}
 		if errors.Is(err, ErrKMSUnavailable) {
-			if timer != nil {
-				timer.Stop()
-			}
 			timer = time.NewTimer(delay)
 			retry = timer.C
 			delay = min(2*delay, maxRetryInterval)
@@ -303,13 +305,17 @@ func (c *Config) apply(states []State) error {
 	if err != nil {
 		return err
 	}
-	old := c.cur.Swap(snap)
-	c.res.cache = next
-	if reflect.DeepEqual(old.k.Raw(), snap.k.Raw()) {
-		return nil
+	// Only this goroutine stores snapshots, so Load then Store is a swap.
+	old := c.cur.Load()
+	same := reflect.DeepEqual(old.k.Raw(), snap.k.Raw())
+	if !same {
+		c.stats.reloads.Add(1) // counted before the snapshot is visible
 	}
-	c.stats.reloads.Add(1)
-	c.notify(old, snap)
+	c.cur.Store(snap)
+	c.res.cache = next
+	if !same {
+		c.notify(old, snap)
+	}
 	return nil
 }
 

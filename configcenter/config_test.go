@@ -285,6 +285,11 @@ func TestChangeCallbacks(t *testing.T) {
 	if n := dec.items.Load(); n != 4 {
 		t.Fatalf("%d items decrypted in total, want 4", n)
 	}
+	eventually(t, "callbacks", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(all) == 2 && len(ports) == 2
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	wantAll := []change{{"alpha-1", "alpha-2"}, {"alpha-2", "alpha-2"}}

@@ -58,7 +58,7 @@ Quick start against a local "make run" server:
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 
 	root.AddCommand(a.configureCmd(), a.keysCmd(), a.encryptCmd(), a.decryptCmd(), a.datakeyCmd(),
-		a.encCmd(), a.accessKeysCmd(), a.auditCmd(), a.ormCmd())
+		a.encCmd(), a.accessKeysCmd(), a.auditCmd(), a.ormCmd(), a.configCmd())
 	return root
 }
 
