@@ -30,6 +30,13 @@
 //     keeps only the message templates and non-string arguments, at warn
 //     level or above by default, and sends them to Config.Logger.
 //
+// Watch re-reads a dataId from the server whenever the SDK reports a change
+// (the SDK calls its listeners from unordered goroutines, so their content
+// is not used) and every Config.ResyncInterval: nacos-sdk-go v2.3.2 can drop
+// a push that arrives while it is still handling the answer to its own batch
+// listen, and would otherwise notice the change only at its 5-minute full
+// sync. A server that stays unreachable reaches onError through these reads.
+//
 // Whole-file encryption through the SDK's config filter chain (Nacos's
 // "cipher-" dataId convention) is not offered: nacos-sdk-go v2.3.2 does not
 // let a client register its own filter. ConfigClient keeps its chain in the

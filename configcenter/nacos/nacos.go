@@ -2,7 +2,6 @@ package nacos
 
 import (
 	"context"
-	"crypto/md5"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -286,8 +285,8 @@ func serverConfigs(addrs []string) ([]constant.ServerConfig, error) {
 		if err != nil || port == 0 || port+constant.RpcPortOffset > 65535 {
 			return nil, fmt.Errorf("%w: server %q: bad port", ErrConfig, a)
 		}
-		if host == "" {
-			return nil, fmt.Errorf("%w: server %q: no host", ErrConfig, a)
+		if host == "" || strings.ContainsAny(host, "/?#@ \t\r\n") {
+			return nil, fmt.Errorf("%w: server %q: bad host", ErrConfig, a)
 		}
 		out = append(out, constant.ServerConfig{Scheme: scheme, IpAddr: host, Port: port, ContextPath: "/nacos"})
 	}
@@ -363,8 +362,8 @@ func (s *Source) stateLocked() configcenter.State {
 	h := sha256.New()
 	for _, id := range s.cfg.DataIDs {
 		c := s.content[id]
-		sum := md5.Sum([]byte(c))
-		fmt.Fprintf(h, "%s\x00%x\x00", id, sum)
+		fmt.Fprintf(h, "%s\x00%d\x00", id, len(c))
+		h.Write([]byte(c))
 		if c == "" {
 			continue
 		}

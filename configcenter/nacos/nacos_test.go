@@ -34,8 +34,9 @@ func baseConfig(t *testing.T, srv *nacostest.Server, ids ...string) nacos.Config
 		DataIDs:   ids,
 		Dir:       filepath.Join(sdkDir(t), "nacos"),
 		Timeout:   5 * time.Second,
-		// Prove the push path: no periodic re-read behind it.
-		ResyncInterval: -1,
+		// A short re-read interval makes the tests independent of the
+		// SDK's lost-push race (see subscribed); the push tests set -1.
+		ResyncInterval: time.Second,
 		Logger:         testLogger(),
 		LogLevel:       testLevel(),
 	}
@@ -164,8 +165,10 @@ func render(st configcenter.State) string {
 // subscribed waits until the SDK has subscribed to every dataId, then lets
 // it finish handling the batch-listen answer: nacos-sdk-go v2.3.2 drops a
 // push that arrives before that (executeConfigListen marks the key as in sync
-// after the push handler marked it stale). Watch's resync covers that in
-// production; the push tests disable resync to prove the push path.
+// after the push handler marked it stale; the same happens to a push that
+// arrives while the SDK is still finishing the previous change). Watch's
+// re-read covers that in production and in most tests; the push tests
+// disable it and publish once after this.
 func subscribed(t *testing.T, srv *nacostest.Server, ids ...string) {
 	t.Helper()
 	eventually(t, "subscription", func() bool {
@@ -190,10 +193,14 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// The change reaches Watch through the server's push alone: no periodic
+// re-read is running.
 func TestPublishThenNotify(t *testing.T) {
 	srv := nacostest.StartT(t, nacostest.Options{})
 	srv.Publish(ns, grp, "app.yaml", "a: 1\n")
-	src := newSource(t, baseConfig(t, srv, "app.yaml"))
+	cfg := baseConfig(t, srv, "app.yaml")
+	cfg.ResyncInterval = -1
+	src := newSource(t, cfg)
 
 	st, err := src.Load(context.Background())
 	if err != nil {
@@ -202,31 +209,58 @@ func TestPublishThenNotify(t *testing.T) {
 	if got := render(st); got != "[app.yaml||a: 1\n]" {
 		t.Fatalf("Load = %q", got)
 	}
-	first := st.Revision
 	w := startWatch(t, src)
 	subscribed(t, srv, "app.yaml")
+	queries := srv.Requests("ConfigQueryRequest")
 
 	srv.Publish(ns, grp, "app.yaml", "a: 2\n")
 	st2 := w.waitState(t, "[app.yaml||a: 2\n]")
-	if st2.Revision == first || st2.Revision == "" {
-		t.Fatalf("revision did not change: %q -> %q", first, st2.Revision)
+	if st2.Revision == st.Revision || st2.Revision == "" {
+		t.Fatalf("revision did not change: %q -> %q", st.Revision, st2.Revision)
 	}
-	// Publishing identical content is not a new revision: no new state.
-	n := w.count()
+	if srv.Requests("ConfigQueryRequest") == queries {
+		t.Fatal("the change arrived without a query after the push")
+	}
+}
+
+// Re-reads that find the same content, and publishes of identical content,
+// deliver nothing; every delivered state has a new revision.
+func TestNoDuplicateRevisions(t *testing.T) {
+	srv := nacostest.StartT(t, nacostest.Options{})
+	srv.Publish(ns, grp, "app.yaml", "a: 1\n")
+	cfg := baseConfig(t, srv, "app.yaml")
+	cfg.ResyncInterval = 100 * time.Millisecond
+	src := newSource(t, cfg)
+	if _, err := src.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatch(t, src)
+	subscribed(t, srv, "app.yaml")
+	for range 5 {
+		srv.Publish(ns, grp, "app.yaml", "a: 1\n")
+	}
+	queries := srv.Requests("ConfigQueryRequest")
+	eventually(t, "several re-reads", func() bool { return srv.Requests("ConfigQueryRequest") >= queries+5 })
+	if n := w.count(); n != 0 {
+		t.Fatalf("%d states delivered without a change", n)
+	}
 	srv.Publish(ns, grp, "app.yaml", "a: 2\n")
+	w.waitState(t, "[app.yaml||a: 2\n]")
 	srv.Publish(ns, grp, "app.yaml", "a: 3\n")
 	w.waitState(t, "[app.yaml||a: 3\n]")
+	q := srv.Requests("ConfigQueryRequest")
+	eventually(t, "more re-reads", func() bool { return srv.Requests("ConfigQueryRequest") >= q+5 })
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	seen := map[string]bool{}
-	for _, s := range w.states {
-		if seen[s.Revision] {
-			t.Fatalf("revision %s delivered twice", s.Revision)
+	for _, st := range w.states {
+		if seen[st.Revision] {
+			t.Fatalf("revision %s delivered twice", st.Revision)
 		}
-		seen[s.Revision] = true
+		seen[st.Revision] = true
 	}
-	if len(w.states) != n+1 {
-		t.Fatalf("delivered %d states after the no-op publish, want %d", len(w.states)-n, 1)
+	if len(w.states) != 2 {
+		t.Fatalf("delivered %d states, want 2", len(w.states))
 	}
 }
 
@@ -261,9 +295,14 @@ func TestSeveralDataIDs(t *testing.T) {
 }
 
 func TestServerRestartResubscribes(t *testing.T) {
+	if inChildWithoutRace(t) {
+		return
+	}
 	srv := nacostest.StartT(t, nacostest.Options{})
 	srv.Publish(ns, grp, "app.yaml", "v: 1\n")
-	src := newSource(t, baseConfig(t, srv, "app.yaml"))
+	cfg := baseConfig(t, srv, "app.yaml")
+	cfg.ResyncInterval = -1 // only the re-subscription can deliver
+	src := newSource(t, cfg)
 	if _, err := src.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -495,4 +534,40 @@ func walkFiles(t *testing.T, root string) map[string]fs.FileMode {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// A lost server reaches onError (through the periodic re-read) and the
+// watch recovers by itself when the server is back.
+func TestLostServerReportedAndRecovered(t *testing.T) {
+	if inChildWithoutRace(t) {
+		return
+	}
+	srv := nacostest.StartT(t, nacostest.Options{})
+	srv.Publish(ns, grp, "app.yaml", "v: 1\n")
+	cfg := baseConfig(t, srv, "app.yaml")
+	cfg.ResyncInterval = 500 * time.Millisecond
+	cfg.Timeout = 2 * time.Second
+	src := newSource(t, cfg)
+	if _, err := src.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatch(t, src)
+	subscribed(t, srv, "app.yaml")
+
+	srv.Stop()
+	eventually(t, "an error while the server is down", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, err := range w.errs {
+			if errors.Is(err, nacos.ErrFetch) {
+				return true
+			}
+		}
+		return false
+	})
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Publish(ns, grp, "app.yaml", "v: 2\n")
+	w.waitState(t, "[app.yaml||v: 2\n]")
 }

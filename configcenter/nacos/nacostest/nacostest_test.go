@@ -157,6 +157,9 @@ func TestGetPublishListenWithRealClient(t *testing.T) {
 }
 
 func TestRestartResubscribes(t *testing.T) {
+	if inChildWithoutRace(t) {
+		return
+	}
 	srv := nacostest.StartT(t, nacostest.Options{})
 	srv.Publish("ns1", "G", "app.yaml", "v: 1\n")
 	c := newClient(t, srv, nil)
