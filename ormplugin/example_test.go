@@ -176,3 +176,58 @@ func ExampleCiphertextLen() {
 	fmt.Println(CiphertextLen(64))
 	// Output: 139
 }
+
+// TableStatus tells, without kmsd, how many plaintext values a table still
+// has: 0 everywhere means migration is complete.
+func ExampleTableStatus() {
+	db, done := exampleDB()
+	defer done()
+	tb := newExampleTB()
+	defer tb.close()
+	kms, _ := newTestKMS(tb)
+	_ = db.Exec("CREATE TABLE users (id integer primary key, email text, email_bidx blob, phone text)").Error
+	_ = db.Exec("INSERT INTO users (email, phone) VALUES ('a@example.com', '1'), ('b@example.com', NULL)").Error
+	spec := TableSpec{Table: "users", Columns: []ColumnSpec{{Name: "email", Index: "email_bidx"}, {Name: "phone"}}}
+	show := func() {
+		cols, _ := TableStatus(context.Background(), db, spec)
+		for _, c := range cols {
+			fmt.Printf("%s: %d values, %d plaintext, %d keys in use\n", c.Column, c.Values, c.Plaintext, c.KeysInUse)
+		}
+	}
+	show()
+	p := New(kms, Config{KeyID: "alias/orders"})
+	_ = db.Use(p)
+	_, _ = p.MigrateTable(context.Background(), db, spec, RewriteOptions{})
+	show()
+	// Output:
+	// email: 2 values, 2 plaintext, 0 keys in use
+	// phone: 1 values, 1 plaintext, 0 keys in use
+	// email: 2 values, 0 plaintext, 1 keys in use
+	// phone: 1 values, 0 plaintext, 1 keys in use
+}
+
+// Verify lists the values that cannot be read, by primary key and column.
+func ExamplePlugin_Verify() {
+	db, done := exampleDB()
+	defer done()
+	tb := newExampleTB()
+	defer tb.close()
+	kms, _ := newTestKMS(tb)
+	p := New(kms, Config{KeyID: "alias/orders"})
+	_ = db.Use(p)
+	_ = db.AutoMigrate(&User{})
+	_ = db.Create(&[]User{{Email: "a@example.com"}, {Email: "b@example.com"}}).Error
+	_ = db.Exec("UPDATE users SET email = 'written without the plugin' WHERE id = 2").Error
+
+	var u []User
+	err := db.Find(&u).Error
+	fmt.Println(err)
+	res, _ := p.Verify(context.Background(), db, &User{}, VerifyOptions{Report: func(b BadValue) {
+		fmt.Println("bad:", b.PrimaryKey, b.Column, b.Problem)
+	}})
+	fmt.Println(res.Rows, res.Bad())
+	// Output:
+	// users.email (id=2): ormplugin: stored value is not ormplugin ciphertext
+	// bad: 2 email plaintext
+	// 2 1
+}

@@ -21,7 +21,11 @@ func FuzzParseValue(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add([]byte(ct))
+		var n nonceSource
+		f.Add([]byte(sealBound(k, colKey{"users", "email"}, &bindCtx{column: "id", value: []byte("7")}, []byte(s), n.next())))
 	}
+	f.Add([]byte("kms2:"))
+	f.Add([]byte("kms1:hello world"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		v, err := parseValue(in)
 		if err != nil {
@@ -39,9 +43,14 @@ func FuzzParseValue(f *testing.F) {
 		if out := encodeValue(v); out != string(in) {
 			t.Fatalf("not canonical: %q -> %q", in, out)
 		}
-		// Opening under the wrong column never succeeds.
+		// Opening under the wrong column, or a bound value under another row, never succeeds.
 		if _, err := k.aead.Open(nil, v.nonce, v.sealed, valueAAD("users", "phone", v.dkID)); err == nil {
 			t.Fatalf("opened under another column: %q", in)
+		}
+		if v.bound {
+			if _, err := k.aead.Open(nil, v.nonce, v.sealed, boundAAD("users", "email", v.dkID, "id", []byte("8"))); err == nil {
+				t.Fatalf("bound value opened under another row: %q", in)
+			}
 		}
 	})
 }

@@ -66,8 +66,10 @@ type RewriteOptions struct {
 	// OlderThanVersion (Reencrypt only) re-encrypts only values whose data
 	// key was generated under a master key version below it (renewal
 	// re-wraps a data key under a newer version but does not change it, so
-	// it still counts as generated under the old one). Zero re-encrypts
-	// every value under fresh data keys.
+	// it still counts as generated under the old one). Key rows stored by
+	// plugin versions that did not record the generating version count
+	// under the version wrapping them now. Zero re-encrypts every value
+	// under fresh data keys.
 	OlderThanVersion int
 	// KeepKeys (Reencrypt only) keeps data key rows that no value references
 	// any more. By default Reencrypt deletes those older than KeyGrace.
@@ -415,7 +417,17 @@ func (p *Plugin) rewrite(ctx context.Context, db *gorm.DB, model any, table stri
 		if mode == modeReencrypt {
 			break
 		}
-		if (pass > 1 && prog.Found == 0) || pass == maxPasses {
+		if pass > 1 && prog.Found == 0 {
+			break
+		}
+		if pass == maxPasses {
+			// Plaintext kept coming back (a writer without the plugin, a
+			// trigger): count what is left now, without writing.
+			n, err := p.countPlaintext(ctx, db, ts, opts.BatchSize)
+			if err != nil {
+				return prog, err
+			}
+			prog.Remaining = n
 			break
 		}
 	}
@@ -436,6 +448,30 @@ func (p *Plugin) rewrite(ctx context.Context, db *gorm.DB, model any, table stri
 		}
 	}
 	return prog, nil
+}
+
+// countPlaintext counts the plaintext values of the table (see classify).
+func (p *Plugin) countPlaintext(ctx context.Context, db *gorm.DB, ts *tableScan, batchSize int) (int64, error) {
+	var n int64
+	err := ts.each(ctx, db, batchSize, func(batch []rewriteRow) error {
+		for _, r := range batch {
+			for i, fi := range ts.fields {
+				if !r.vals[i].Valid {
+					continue
+				}
+				kind, plain, err := p.classify(ctx, fi.key(), ts.bindCtx(r, i), r.vals[i].V)
+				clear(plain)
+				if err != nil && kind != valBad {
+					return err
+				}
+				if kind == valPlain {
+					n++
+				}
+			}
+		}
+		return nil
+	})
+	return n, err
 }
 
 // canonicalPlain decodes a stored plaintext as the field's type and encodes
@@ -713,6 +749,7 @@ func referencedKeys(ctx context.Context, db *gorm.DB, ts *tableScan, batchSize i
 func pruneKeys(ctx context.Context, db *gorm.DB, ts *tableScan, batchSize int, grace time.Duration) (int64, error) {
 	cutoff := time.Now().Add(-grace).UTC()
 	var deleted int64
+	var refs map[string]map[int64]bool
 	for _, fi := range ts.fields {
 		var ids []int64
 		if err := db.Model(&dataKeyRow{}).Where("tbl = ? AND col = ? AND created_at < ?", fi.table, fi.field.DBName, cutoff).
@@ -722,11 +759,13 @@ func pruneKeys(ctx context.Context, db *gorm.DB, ts *tableScan, batchSize int, g
 		if len(ids) == 0 {
 			continue
 		}
-		// Scan after listing the candidates: a value written under one of
-		// them since is seen by the scan.
-		refs, err := referencedKeys(ctx, db, ts, batchSize)
-		if err != nil {
-			return deleted, err
+		// Scan (once) after listing the candidates: a value written under
+		// one of them since is seen by the scan.
+		if refs == nil {
+			var err error
+			if refs, err = referencedKeys(ctx, db, ts, batchSize); err != nil {
+				return deleted, err
+			}
 		}
 		var drop []int64
 		for _, id := range ids {

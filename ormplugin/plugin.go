@@ -307,7 +307,8 @@ type stmtState struct {
 	// rows (and their primary keys) are complete.
 	query    bool
 	failed   []failedScan
-	creating bool // statement of the create callbacks
+	creating bool       // statement of the create callbacks
+	pluck    *fieldInfo // Pluck of this encrypted column (see decryptPluck)
 	// hotField/hotLease: the lease of the string field this statement
 	// encrypted last (see encryptCached).
 	hotField *schema.Field
@@ -368,6 +369,7 @@ func (p *Plugin) prepareRead(db *gorm.DB) {
 func (p *Plugin) prepareQuery(db *gorm.DB) {
 	st := p.attach(db)
 	st.query = true
+	st.pluck = p.pluckField(db)
 	p.checkConditions(db)
 	p.prepareMapRead(db)
 }

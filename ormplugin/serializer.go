@@ -316,6 +316,18 @@ func isExpr(v any) bool {
 func (p *Plugin) decryptMaps(db *gorm.DB) {
 	stmt := db.Statement
 	st := stateFrom(stmt.Context)
+	if st != nil && st.pluck != nil {
+		if db.Error != nil { // never leave ciphertext in the caller's slice
+			rv := reflect.ValueOf(stmt.Dest).Elem()
+			for i := 0; i < rv.Len(); i++ {
+				rv.Index(i).Set(reflect.Zero(rv.Type().Elem()))
+			}
+			st.pluck = nil
+			return
+		}
+		p.decryptPluck(db, st)
+		return
+	}
 	if st == nil || st.origSchema == nil {
 		return
 	}
@@ -371,6 +383,125 @@ func (p *Plugin) decryptMaps(db *gorm.DB) {
 			}
 			m[fi.field.DBName] = v.Interface()
 		}
+	}
+	if len(failed) > 0 {
+		_ = db.AddError(joinDecryptErrors(failed))
+	}
+}
+
+// pluckField returns the encrypted field a Pluck (one selected column into
+// a slice of non-structs) reads, or nil.
+func (p *Plugin) pluckField(db *gorm.DB) *fieldInfo {
+	stmt := db.Statement
+	if stmt.Schema == nil || stmt.Dest == nil {
+		return nil
+	}
+	dt := reflect.TypeOf(stmt.Dest)
+	if dt.Kind() != reflect.Pointer || dt.Elem().Kind() != reflect.Slice {
+		return nil
+	}
+	et := dt.Elem().Elem()
+	for et.Kind() == reflect.Pointer {
+		et = et.Elem()
+	}
+	if et.Kind() == reflect.Struct || et.Kind() == reflect.Map {
+		return nil
+	}
+	var col string
+	switch {
+	case len(stmt.Selects) == 1:
+		col = stmt.Selects[0]
+	default:
+		c, ok := stmt.Clauses["SELECT"]
+		if !ok {
+			return nil
+		}
+		sel, ok := c.Expression.(clause.Select)
+		if !ok || len(sel.Columns) != 1 || sel.Columns[0].Raw {
+			return nil
+		}
+		col = sel.Columns[0].Name
+	}
+	si := p.schemaInfo(stmt.Schema)
+	fi := si.byName[col]
+	if fi == nil {
+		return nil
+	}
+	return fi
+}
+
+// decryptPluck decrypts the values a Pluck of an encrypted column scanned
+// (as stored ciphertext) into the caller's slice: into string or []byte
+// elements the plaintext, into the field's own type or any the decoded
+// value. A row-bound column cannot be plucked (the rows are not read).
+func (p *Plugin) decryptPluck(db *gorm.DB, st *stmtState) {
+	fi := st.pluck
+	st.pluck = nil
+	rv := reflect.ValueOf(db.Statement.Dest).Elem()
+	var failed []*DecryptError
+	fail := func(err error) {
+		failed = append(failed, &DecryptError{Table: fi.table, Column: fi.field.DBName, Err: err})
+	}
+	for i := 0; i < rv.Len(); i++ {
+		e := rv.Index(i)
+		target := e
+		for target.Kind() == reflect.Pointer {
+			if target.IsNil() {
+				break
+			}
+			target = target.Elem()
+		}
+		var raw []byte
+		switch {
+		case target.Kind() == reflect.Pointer: // nil pointer: NULL
+			continue
+		case target.Kind() == reflect.String:
+			raw = []byte(target.String())
+		case target.Type() == typBytes:
+			if target.IsNil() {
+				continue
+			}
+			raw = target.Bytes()
+		case target.Kind() == reflect.Interface:
+			switch x := target.Interface().(type) {
+			case nil:
+				continue
+			case string:
+				raw = []byte(x)
+			case []byte:
+				raw = x
+			}
+		}
+		if raw == nil {
+			e.Set(reflect.Zero(e.Type()))
+			fail(fmt.Errorf("%w: Pluck of encrypted column %s into %s", ErrUnsupported, fi.field.DBName, e.Type()))
+			continue
+		}
+		var b *bindCtx
+		if fi.bind != nil {
+			b = &bindCtx{column: fi.bind.DBName, missing: fmt.Errorf("%w: Pluck of %s, which is bound to %s: select both into a struct", ErrBindMissing, fi.field.DBName, fi.bind.DBName)}
+		}
+		plain, err := p.decrypt(db.Statement.Context, st, fi.key(), b, raw)
+		if err != nil {
+			target.Set(reflect.Zero(target.Type()))
+			fail(err)
+			continue
+		}
+		switch {
+		case target.Kind() == reflect.String:
+			target.SetString(string(plain))
+		case target.Type() == typBytes:
+			target.SetBytes(append([]byte{}, plain...))
+		default: // interface: the decoded field value
+			v, err := decodePlain(fi.field.FieldType, plain)
+			if err != nil {
+				target.Set(reflect.Zero(target.Type()))
+				fail(err)
+				break
+			}
+			target.Set(v)
+		}
+		clear(plain)
 	}
 	if len(failed) > 0 {
 		_ = db.AddError(joinDecryptErrors(failed))

@@ -298,3 +298,21 @@ func TestParseENC(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigureFromFileUsesEndpoint: kmsd writes its endpoint into the
+// credentials file; configure --from-file without --endpoint uses it (a kmsd
+// on a non-default port, here a random one).
+func TestConfigureFromFileUsesEndpoint(t *testing.T) {
+	srv := kmstest.Start(t)
+	c := newCtl(t)
+	credFile := filepath.Join(t.TempDir(), "admin-credentials.json")
+	b, _ := json.Marshal(map[string]string{"access_key_id": srv.AccessKeyID, "secret_access_key": srv.SecretAccessKey,
+		"region": srv.Region, "endpoint": srv.URL})
+	if err := os.WriteFile(credFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.ok("", "configure", "--from-file", credFile); !strings.Contains(out, srv.URL) {
+		t.Fatalf("configure did not take the endpoint: %s", out)
+	}
+	c.ok("", "keys", "create", "--alias", "alias/reached")
+}

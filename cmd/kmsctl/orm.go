@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"gorm.io/driver/mysql"
@@ -38,7 +39,9 @@ func (a *app) ormCmd() *cobra.Command {
   migrate          encrypt a table's existing plaintext columns in place
   reencrypt        re-encrypt stored values under fresh data keys
   renew-data-keys  re-wrap the stored data keys under the newest master key version
-  status           count stored data keys per master key version
+  status           count stored data keys per master key version, or (with --table)
+                   a table's plaintext values and data keys in use
+  verify           decrypt every value of a table and list the rows that fail
 
 The database is given by --driver (sqlite, mysql or postgres) and --dsn, or the
 KMS_ORM_DSN environment variable (keeps a password off the command line). The
@@ -47,7 +50,7 @@ keeps its wrapped keys in the tables kms_data_keys and kms_index_keys of the sam
 database (created on first use); back them up with the application data.
 With SQLite, add ?_busy_timeout=5000 to the DSN when the application keeps running.`,
 	}
-	cmd.AddCommand(a.ormMigrateCmd(), a.ormReencryptCmd(), a.ormRenewCmd(), a.ormStatusCmd())
+	cmd.AddCommand(a.ormMigrateCmd(), a.ormReencryptCmd(), a.ormRenewCmd(), a.ormStatusCmd(), a.ormVerifyCmd())
 	return cmd
 }
 
@@ -129,17 +132,25 @@ type tableFlags struct {
 	columns   []string
 	keyID     string
 	batchSize int
-	older     int // --older-than-version, reencrypt only
+	older     int           // --older-than-version, reencrypt only
+	keepKeys  bool          // --keep-keys, reencrypt only
+	keyGrace  time.Duration // --key-grace, reencrypt only
 }
 
 func (t *tableFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&t.table, "table", "", "table to rewrite (required)")
-	fl.StringVar(&t.pk, "pk", "id", "single-column primary key")
-	fl.BoolVar(&t.stringPK, "string-pk", false, "the primary key is a string column (default: integer)")
-	fl.StringArrayVar(&t.columns, "column", nil, "encrypted column as name[:type][:index=col], type string (default), bytes or json; repeatable (required)")
+	t.registerColumns(cmd)
 	fl.StringVar(&t.keyID, "key-id", "", "master key (id or alias) that wraps new data keys, as in the application's ormplugin.Config.KeyID (required)")
 	fl.IntVar(&t.batchSize, "batch-size", ormplugin.DefaultBatchSize, "rows read and written per transaction")
+}
+
+// registerColumns registers the flags that describe the table's model.
+func (t *tableFlags) registerColumns(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&t.pk, "pk", "id", "single-column primary key")
+	fl.BoolVar(&t.stringPK, "string-pk", false, "the primary key is a string column (default: integer)")
+	fl.StringArrayVar(&t.columns, "column", nil, "encrypted column as name[:type][:index=col][:bind=col], type string (default), bytes or json; repeatable (required)")
 }
 
 func (t *tableFlags) spec() (ormplugin.TableSpec, error) {
@@ -163,22 +174,26 @@ func (t *tableFlags) spec() (ormplugin.TableSpec, error) {
 	return spec, nil
 }
 
-// parseColumnSpec parses name[:type][:index=col] (the parts after the name
-// in any order).
+// parseColumnSpec parses name[:type][:index=col][:bind=col] (the parts
+// after the name in any order).
 func parseColumnSpec(s string) (ormplugin.ColumnSpec, error) {
 	parts := strings.Split(s, ":")
 	cs := ormplugin.ColumnSpec{Name: strings.TrimSpace(parts[0])}
 	if cs.Name == "" || strings.Contains(cs.Name, "=") {
-		return cs, fmt.Errorf("%w: --column %q: want name[:type][:index=col]", errORMFlags, s)
+		return cs, fmt.Errorf("%w: --column %q: want name[:type][:index=col][:bind=col]", errORMFlags, s)
 	}
-	var typeSet, indexSet bool
+	var typeSet, indexSet, bindSet bool
 	for _, p := range parts[1:] {
 		p = strings.TrimSpace(p)
 		if k, v, ok := strings.Cut(p, "="); ok {
-			if k != "index" || v == "" || indexSet {
+			switch {
+			case k == "index" && v != "" && !indexSet:
+				cs.Index, indexSet = v, true
+			case k == "bind" && v != "" && !bindSet:
+				cs.Bind, bindSet = v, true
+			default:
 				return cs, fmt.Errorf("%w: --column %q: bad option %q", errORMFlags, s, p)
 			}
-			cs.Index, indexSet = v, true
 			continue
 		}
 		switch p {
@@ -197,30 +212,55 @@ func parseColumnSpec(s string) (ormplugin.ColumnSpec, error) {
 	return cs, nil
 }
 
-// progressPrinter writes "verb 1500/10000 rows (15%)" lines.
-func progressPrinter(w io.Writer, verb string) func(ormplugin.Progress) {
+// progressPrinter writes one line per batch of each phase, saying what
+// was written rather than only what was read:
+//
+//	checking 500/10000 rows (5%): 480 plaintext values to encrypt
+//	encrypting 500/10000 rows (5%): 480 plaintext values found, 480 encrypted
+//	verifying 10000/10000 rows (100%): 0 plaintext values left
+func progressPrinter(w io.Writer, migrate bool) func(ormplugin.Progress) {
 	return func(p ormplugin.Progress) {
 		pct := int64(100)
 		if p.Total > 0 {
 			pct = min(100, p.Scanned*100/p.Total)
 		}
-		fmt.Fprintf(w, "%s %d/%d rows (%d%%)\n", verb, p.Scanned, p.Total, pct)
+		rows := fmt.Sprintf("%d/%d rows (%d%%)", p.Scanned, p.Total, pct)
+		switch {
+		case p.Phase == ormplugin.PhaseCheck:
+			fmt.Fprintf(w, "checking %s: %d plaintext values to encrypt\n", rows, p.Found)
+		case p.Phase == ormplugin.PhaseVerify:
+			fmt.Fprintf(w, "verifying %s: %d plaintext values found and encrypted, %d encrypted in all\n", rows, p.Found, p.Rewritten)
+		case p.Phase == ormplugin.PhasePrune:
+			fmt.Fprintf(w, "deleted %d data keys no value references\n", p.KeysDeleted)
+		case migrate:
+			fmt.Fprintf(w, "encrypting %s: %d plaintext values found, %d encrypted\n", rows, p.Found, p.Rewritten)
+		default:
+			fmt.Fprintf(w, "re-encrypting %s: %d values under retired keys found, %d re-encrypted\n", rows, p.Found, p.Rewritten)
+		}
 	}
 }
 
 // rewriteResult is what migrate and reencrypt print.
 type rewriteResult struct {
-	Table         string `json:"table"`
-	RowsTotal     int64  `json:"rows_total"`
-	RowsScanned   int64  `json:"rows_scanned"`
-	ValuesWritten int64  `json:"values_written"`
+	Table              string `json:"table"`
+	RowsTotal          int64  `json:"rows_total"`
+	RowsScanned        int64  `json:"rows_scanned"`
+	ValuesWritten      int64  `json:"values_written"`
+	RowsRetried        int64  `json:"rows_retried"`
+	PlaintextRemaining int64  `json:"plaintext_remaining"`
+	Undecryptable      int64  `json:"undecryptable"`
+	KeysDeleted        int64  `json:"keys_deleted"`
 }
 
-func (a *app) emitRewrite(w io.Writer, p ormplugin.Progress) error {
-	r := rewriteResult{Table: p.Table, RowsTotal: p.Total, RowsScanned: p.Scanned, ValuesWritten: p.Rewritten}
+func (a *app) emitRewrite(w io.Writer, p ormplugin.Progress, migrate bool) error {
+	r := rewriteResult{Table: p.Table, RowsTotal: p.Total, RowsScanned: p.Scanned, ValuesWritten: p.Rewritten,
+		RowsRetried: p.Retried, Undecryptable: p.Undecryptable, KeysDeleted: p.KeysDeleted}
+	if migrate {
+		r.PlaintextRemaining = p.Remaining
+	}
 	return a.emit(w, r, func(tw *tabwriter.Writer) {
-		fmt.Fprintln(tw, "TABLE\tROWS\tSCANNED\tVALUES WRITTEN")
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", r.Table, r.RowsTotal, r.RowsScanned, r.ValuesWritten)
+		fmt.Fprintln(tw, "TABLE\tROWS\tVALUES WRITTEN\tROWS RETRIED\tPLAINTEXT LEFT\tUNDECRYPTABLE\tKEYS DELETED")
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", r.Table, r.RowsTotal, r.ValuesWritten, r.RowsRetried, r.PlaintextRemaining, r.Undecryptable, r.KeysDeleted)
 	})
 }
 
@@ -240,18 +280,32 @@ Before writing anything it reads the whole table and fails if a value does not
 decode as its type or if a column is too small for its ciphertext (ciphertext
 length = 5 + ceil(4*(n+36)/3) for n plaintext bytes): widen the column first.
 Then it works in batches of --batch-size rows, one transaction each, and prints
-its progress to stderr. Values already encrypted are skipped, so an interrupted
-run (Ctrl-C, crash, error) is resumed by running the same command again, and a
-second run writes nothing. While it runs, application readers need
-ormplugin.Config{AllowPlaintextReads: true}.`,
+its progress to stderr. A row the application changed between read and update
+is read again and retried; a last pass (verifying) encrypts whatever writers
+left. A value counts as encrypted only if it decrypts, so plaintext that merely
+starts like ciphertext is encrypted too. Values already encrypted are skipped, so
+an interrupted run (Ctrl-C, crash, error) is resumed by running the same command
+again, and a second run writes nothing.
+
+The exit status is 0 only when no plaintext is left: if writers kept changing
+rows (or an application without the plugin writes plaintext) it exits 1 with the
+count; run it again, and check with "kmsctl orm status --table ...". While it
+runs, application readers need ormplugin.Config{AllowPlaintextReads: true}; turn
+that off once status shows no plaintext.
+
+Columns bound to their row (kms:"bind=col" in the model) take :bind=col.`,
 		Example: `  # widen the columns first if needed, then:
   export KMS_ORM_DSN='app:secret@tcp(db:3306)/shop?parseTime=true'
   kmsctl orm migrate --driver mysql --table users --key-id alias/orders \
       --column email:string:index=email_bidx --column phone --column profile:json
-  # progress on stderr:  migrated 1500/10000 rows (15%)`,
+  # progress on stderr:
+  #   checking 10000/10000 rows (100%): 19833 plaintext values to encrypt
+  #   encrypting 1500/10000 rows (15%): 2980 plaintext values found, 2980 encrypted
+  #   verifying 10000/10000 rows (100%): 0 plaintext values found and encrypted, 19833 encrypted in all
+  kmsctl orm status --driver mysql --table users --column email:string:index=email_bidx --column phone --column profile:json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.rewrite(cmd, &f, &t, "migrate", "migrated", (*ormplugin.Plugin).MigrateTable)
+			return a.rewrite(cmd, &f, &t, "migrate", (*ormplugin.Plugin).MigrateTable)
 		},
 	}
 	f.register(cmd)
@@ -260,20 +314,31 @@ ormplugin.Config{AllowPlaintextReads: true}.`,
 }
 
 // rewrite runs migrate or reencrypt (run) over the table of t and prints
-// the result; what names the command in resume hints, verb the progress lines.
-func (a *app) rewrite(cmd *cobra.Command, f *ormFlags, t *tableFlags, what, verb string,
+// the result; what names the command in resume hints.
+func (a *app) rewrite(cmd *cobra.Command, f *ormFlags, t *tableFlags, what string,
 	run func(*ormplugin.Plugin, context.Context, *gorm.DB, ormplugin.TableSpec, ormplugin.RewriteOptions) (ormplugin.Progress, error)) error {
 	spec, err := t.spec()
 	if err != nil {
 		return err
 	}
 	return a.withPlugin(f, t.keyID, func(db *gorm.DB, p *ormplugin.Plugin) error {
+		migrate := what == "migrate"
 		prog, err := run(p, cmd.Context(), db, spec, ormplugin.RewriteOptions{
-			BatchSize: t.batchSize, OlderThanVersion: t.older, Progress: progressPrinter(cmd.ErrOrStderr(), verb)})
+			BatchSize: t.batchSize, OlderThanVersion: t.older, KeepKeys: t.keepKeys, KeyGrace: t.keyGrace,
+			Progress: progressPrinter(cmd.ErrOrStderr(), migrate)})
+		if errors.Is(err, ormplugin.ErrPlaintextRemains) {
+			if eerr := a.emitRewrite(cmd.OutOrStdout(), prog, migrate); eerr != nil {
+				return eerr
+			}
+			return err
+		}
 		if err != nil {
 			return interrupted(err, prog, what)
 		}
-		return a.emitRewrite(cmd.OutOrStdout(), prog)
+		if prog.Undecryptable > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %d values look like ciphertext but do not decrypt; list them with kmsctl orm verify\n", prog.Undecryptable)
+		}
+		return a.emitRewrite(cmd.OutOrStdout(), prog, migrate)
 	})
 }
 
@@ -293,19 +358,29 @@ func (a *app) ormReencryptCmd() *cobra.Command {
 		Short: "Re-encrypt a table's encrypted columns under fresh data keys",
 		Long: `reencrypt decrypts the stored values of the given columns and encrypts them again
 under fresh data keys: all of them, or with --older-than-version N only those whose
-data key is wrapped under a master key version below N. Use it when a data key must
-be retired; after a plain master key rotation, renew-data-keys is usually enough
-and rewrites no row. Batched, resumable and safe to rerun, like migrate.`,
+data key was generated under a master key version below N (renew-data-keys re-wraps
+a data key under the newest version but does not change the key, so it still counts
+as generated under its old version). Use it when a data key must be retired; after
+a plain master key rotation, renew-data-keys is usually enough and rewrites no row.
+Batched, resumable and safe to rerun, like migrate.
+
+Afterwards it deletes the columns' data key rows that no value of the table
+references any more and that are older than --key-grace (default: the plugin's
+MaxKeyAge plus 10 minutes, during which other processes may still encrypt under
+them); --keep-keys keeps them, for example when ciphertexts of this table are
+copied into other tables.`,
 		Example: `  kmsctl orm reencrypt --dsn ./app.db --table users --key-id alias/orders \
       --column email:string:index=email_bidx --older-than-version 3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.rewrite(cmd, &f, &t, "reencrypt", "re-encrypted", (*ormplugin.Plugin).ReencryptTable)
+			return a.rewrite(cmd, &f, &t, "reencrypt", (*ormplugin.Plugin).ReencryptTable)
 		},
 	}
 	f.register(cmd)
 	t.register(cmd)
-	cmd.Flags().IntVar(&t.older, "older-than-version", 0, "only values under master key versions below this (0: all values)")
+	cmd.Flags().IntVar(&t.older, "older-than-version", 0, "only values whose data key was generated under a master key version below this (0: all values)")
+	cmd.Flags().BoolVar(&t.keepKeys, "keep-keys", false, "keep data key rows no value references any more")
+	cmd.Flags().DurationVar(&t.keyGrace, "key-grace", 0, "delete unreferenced data key rows only when older than this (default: MaxKeyAge + 10m)")
 	return cmd
 }
 
@@ -365,21 +440,42 @@ status" shows no keys under an old version, that version may be retired.`,
 
 func (a *app) ormStatusCmd() *cobra.Command {
 	var f ormFlags
+	var t tableFlags
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Count stored data keys per master key version",
-		Long: `status lists, per master key and version, how many stored data keys and blind
-index keys (tables kms_data_keys and kms_index_keys) are wrapped under it. An old
-version that no longer appears is referenced by no stored value. It needs no KMS
-credentials.`,
-		Example: `  kmsctl orm status --dsn ./app.db -o json`,
-		Args:    cobra.NoArgs,
+		Short: "Count data keys per master key version, or a table's plaintext values and keys in use",
+		Long: `Without --table, status lists per master key and version how many stored data key
+rows and blind index keys (tables kms_data_keys and kms_index_keys) it wraps. An old
+version that no longer appears is referenced by no stored key.
+
+With --table and the --column flags of migrate, it reads the table and prints per
+encrypted column the non-NULL values, the plaintext values still there (values that
+are not well-formed ciphertext naming a data key of the column), the data keys the
+values reference and the data key rows stored. When every PLAINTEXT count is 0 the
+migration is complete and applications may turn AllowPlaintextReads off.
+
+status needs no KMS credentials, so it does not decrypt: "kmsctl orm verify" does,
+and lists the rows that fail.`,
+		Example: `  kmsctl orm status --dsn ./app.db -o json
+  kmsctl orm status --dsn ./app.db --table users --column email:string:index=email_bidx --column phone`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var spec ormplugin.TableSpec
+			if t.table != "" || len(t.columns) > 0 {
+				t.batchSize = ormplugin.DefaultBatchSize
+				var err error
+				if spec, err = t.spec(); err != nil {
+					return err
+				}
+			}
 			db, err := a.ormOpen(&f)
 			if err != nil {
 				return err
 			}
 			defer closeDB(db)
+			if spec.Table != "" {
+				return a.tableStatus(cmd, db, spec)
+			}
 			if !db.Migrator().HasTable(ormplugin.DataKeyTable) {
 				return fmt.Errorf("%w: no table %s in this database (ormplugin never ran here)", errORMFlags, ormplugin.DataKeyTable)
 			}
@@ -397,7 +493,7 @@ credentials.`,
 				rows = append(rows, row{v.KeyID, v.KeyVersion, v.Keys})
 			}
 			return a.emit(cmd.OutOrStdout(), rows, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "KEY ID\tVERSION\tKEYS")
+				fmt.Fprintln(tw, "KEY ID\tVERSION\tKEY ROWS")
 				for _, r := range rows {
 					fmt.Fprintf(tw, "%s\t%d\t%d\n", r.KeyID, r.KeyVersion, r.Keys)
 				}
@@ -405,5 +501,121 @@ credentials.`,
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().StringVar(&t.table, "table", "", "report on this table (with --column)")
+	t.registerColumns(cmd)
+	return cmd
+}
+
+// tableStatus prints ormplugin.TableStatus.
+func (a *app) tableStatus(cmd *cobra.Command, db *gorm.DB, spec ormplugin.TableSpec) error {
+	cols, err := ormplugin.TableStatus(cmd.Context(), db, spec)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		Table     string `json:"table"`
+		Column    string `json:"column"`
+		Values    int64  `json:"values"`
+		Plaintext int64  `json:"plaintext"`
+		KeysInUse int64  `json:"keys_in_use"`
+		KeyRows   int64  `json:"key_rows"`
+	}
+	rows := make([]row, 0, len(cols))
+	var plain int64
+	for _, c := range cols {
+		rows = append(rows, row{spec.Table, c.Column, c.Values, c.Plaintext, c.KeysInUse, c.KeyRows})
+		plain += c.Plaintext
+	}
+	err = a.emit(cmd.OutOrStdout(), rows, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "TABLE\tCOLUMN\tVALUES\tPLAINTEXT\tKEYS IN USE\tKEY ROWS")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", r.Table, r.Column, r.Values, r.Plaintext, r.KeysInUse, r.KeyRows)
+		}
+	})
+	if err == nil {
+		if plain > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "%d plaintext values left in %s: keep AllowPlaintextReads on and run kmsctl orm migrate\n", plain, spec.Table)
+		} else {
+			fmt.Fprintf(cmd.ErrOrStderr(), "no plaintext left in %s\n", spec.Table)
+		}
+	}
+	return err
+}
+
+func (a *app) ormVerifyCmd() *cobra.Command {
+	var f ormFlags
+	var t tableFlags
+	cmd := &cobra.Command{
+		Use:   "verify TABLE",
+		Short: "Decrypt every value of a table and list the rows that fail",
+		Long: `verify reads every value of the given encrypted columns, decrypts it (through kmsd,
+one call per data key) and lists each value that cannot be read, by primary key,
+column and problem, never by value:
+
+  plaintext      not ciphertext: migrate has not reached it, or a writer without
+                 the plugin wrote it
+  undecryptable  names a data key of the column but does not authenticate: tampered,
+                 corrupted, or copied from another row of a row-bound column
+  bind-missing   a row-bound value whose bound column is empty
+
+A DecryptError of the application names one row; verify finds all of them. It
+writes nothing and exits 1 when it lists any row.`,
+		Example: `  kmsctl orm verify users --dsn ./app.db --key-id alias/orders \
+      --column email:string:index=email_bidx --column phone --column profile:json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if t.table != "" && t.table != args[0] {
+					return fmt.Errorf("%w: two tables given", errORMFlags)
+				}
+				t.table = args[0]
+			}
+			spec, err := t.spec()
+			if err != nil {
+				return err
+			}
+			return a.withPlugin(&f, t.keyID, func(db *gorm.DB, p *ormplugin.Plugin) error {
+				type bad struct {
+					PrimaryKey any    `json:"primary_key"`
+					Column     string `json:"column"`
+					Problem    string `json:"problem"`
+				}
+				bads := []bad{}
+				res, err := p.VerifyTable(cmd.Context(), db, spec, ormplugin.VerifyOptions{
+					BatchSize: t.batchSize,
+					Report:    func(b ormplugin.BadValue) { bads = append(bads, bad{b.PrimaryKey, b.Column, b.Problem}) },
+				})
+				if err != nil {
+					return err
+				}
+				out := struct {
+					Table         string `json:"table"`
+					Rows          int64  `json:"rows"`
+					Values        int64  `json:"values"`
+					Plaintext     int64  `json:"plaintext"`
+					Undecryptable int64  `json:"undecryptable"`
+					Bad           []bad  `json:"bad"`
+				}{res.Table, res.Rows, res.Values, res.Plaintext, res.Undecryptable, bads}
+				if err := a.emit(cmd.OutOrStdout(), out, func(tw *tabwriter.Writer) {
+					fmt.Fprintln(tw, "PRIMARY KEY\tCOLUMN\tPROBLEM")
+					for _, b := range bads {
+						fmt.Fprintf(tw, "%v\t%s\t%s\n", b.PrimaryKey, b.Column, b.Problem)
+					}
+				}); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d rows, %d values, %d plaintext, %d undecryptable\n", res.Table, res.Rows, res.Values, res.Plaintext, res.Undecryptable)
+				if res.Bad() > 0 {
+					return fmt.Errorf("%d values of %s cannot be read", res.Bad(), res.Table)
+				}
+				return nil
+			})
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&t.table, "table", "", "table to verify (or the TABLE argument)")
+	t.registerColumns(cmd)
+	cmd.Flags().StringVar(&t.keyID, "key-id", "", "master key (id or alias) of the application's ormplugin.Config.KeyID (required)")
+	cmd.Flags().IntVar(&t.batchSize, "batch-size", ormplugin.DefaultBatchSize, "rows read at a time")
 	return cmd
 }

@@ -170,7 +170,7 @@ func TestORMMigrateEndToEnd(t *testing.T) {
 		"--column", "email:string:index=email_bidx", "--column", "note", "--batch-size", "10"}
 
 	// Interrupted after the first batch: those rows are encrypted, the rest untouched.
-	code, stderr := c.runCancelled("migrated 10/25 rows (40%)", args...)
+	code, stderr := c.runCancelled("encrypting 10/25 rows (40%)", args...)
 	if code != 1 || !strings.Contains(stderr, "context canceled") || !strings.Contains(stderr, "run the same migrate command again") {
 		t.Fatalf("interrupted run: exit %d\n%s", code, stderr)
 	}
@@ -190,7 +190,13 @@ func TestORMMigrateEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("resume: exit %d\n%s", code, stderr)
 	}
-	for _, want := range []string{"migrated 10/25 rows (40%)", "migrated 20/25 rows (80%)", "migrated 25/25 rows (100%)"} {
+	for _, want := range []string{
+		"checking 25/25 rows (100%): 25 plaintext values to encrypt", // rows 11..25: 15 emails, 10 notes
+		"encrypting 10/25 rows (40%): 0 plaintext values found, 0 encrypted",
+		"encrypting 20/25 rows (80%): 17 plaintext values found, 17 encrypted",
+		"encrypting 25/25 rows (100%): 25 plaintext values found, 25 encrypted",
+		"verifying 25/25 rows (100%): 0 plaintext values found and encrypted, 25 encrypted in all",
+	} {
 		if !strings.Contains(stderr, want) {
 			t.Fatalf("progress %q missing in:\n%s", want, stderr)
 		}
@@ -206,7 +212,7 @@ func TestORMMigrateEndToEnd(t *testing.T) {
 			wantWritten++
 		}
 	}
-	if res.Table != "users" || res.RowsTotal != ormRows || res.RowsScanned != ormRows || res.ValuesWritten != wantWritten {
+	if res.Table != "users" || res.RowsTotal != ormRows || res.RowsScanned != ormRows || res.ValuesWritten != wantWritten || res.PlaintextRemaining != 0 {
 		t.Fatalf("resume result %+v, want %d values", res, wantWritten)
 	}
 
@@ -266,19 +272,25 @@ func TestORMMigrateEndToEnd(t *testing.T) {
 	}
 	reArgs := []string{"orm", "reencrypt", "--table", "users", "--key-id", "alias/orders",
 		"--column", "email:string:index=email_bidx", "--column", "note", "--older-than-version", "2"}
-	c.json(&res, reArgs...)
-	if res.ValuesWritten != 0 {
-		t.Fatalf("reencrypt of versions below 2 after renewal wrote %+v", res)
-	}
-	code, out, stderr = c.run("", append(reArgs[:len(reArgs)-2], "-o", "json")...)
-	if code != 0 || !strings.Contains(stderr, "re-encrypted 25/25 rows (100%)") {
-		t.Fatalf("reencrypt all: exit %d\n%s", code, stderr)
-	}
 	allValues := int64(ormRows)
 	for i := range ormRows {
 		if ormNote(i) != nil {
 			allValues++
 		}
+	}
+	// The data keys were generated under version 1: renewal re-wrapped them
+	// but they are the same keys, so they are re-encrypted.
+	c.json(&res, reArgs...)
+	if res.ValuesWritten != allValues {
+		t.Fatalf("reencrypt of versions below 2 after renewal wrote %+v, want %d", res, allValues)
+	}
+	c.json(&res, reArgs...)
+	if res.ValuesWritten != 0 {
+		t.Fatalf("second reencrypt below 2 wrote %+v", res)
+	}
+	code, out, stderr = c.run("", append(reArgs[:len(reArgs)-2], "-o", "json")...)
+	if code != 0 || !strings.Contains(stderr, "re-encrypting 25/25 rows (100%): 41 values under retired keys found, 41 re-encrypted") {
+		t.Fatalf("reencrypt all: exit %d\n%s", code, stderr)
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.ValuesWritten != allValues {
 		t.Fatalf("reencrypt all %+v %v", res, err)
@@ -315,7 +327,7 @@ func TestORMMigrateColumnTooSmall(t *testing.T) {
 			if code != 1 || !strings.Contains(stderr, "column too small") || !strings.Contains(stderr, need) {
 				t.Fatalf("exit %d\n%s", code, stderr)
 			}
-			if strings.Contains(stderr, "migrated") {
+			if strings.Contains(stderr, "encrypting") {
 				t.Fatalf("progress printed before the check failed:\n%s", stderr)
 			}
 			if after := rawRows(t, db); fmt.Sprint(after) != fmt.Sprint(before) {
@@ -362,7 +374,9 @@ func TestORMHelp(t *testing.T) {
 		want []string
 	}{
 		{[]string{"orm", "--help"}, []string{"migrate", "reencrypt", "renew-data-keys", "status", "KMS_ORM_DSN"}},
-		{[]string{"orm", "migrate", "--help"}, []string{"--column email:string:index=email_bidx", "migrated 1500/10000 rows (15%)", "resumed by running the same command again", "5 + ceil(4*(n+36)/3)"}},
+		{[]string{"orm", "migrate", "--help"}, []string{"--column email:string:index=email_bidx", "encrypting 1500/10000 rows (15%)", "resumed by running the same command", "5 + ceil(4*(n+36)/3)", "exits 1 with the\ncount"}},
+		{[]string{"orm", "verify", "--help"}, []string{"verify TABLE", "undecryptable", "never by value"}},
+		{[]string{"orm", "status", "--help"}, []string{"--table", "plaintext values still there"}},
 		{[]string{"orm", "reencrypt", "--help"}, []string{"--older-than-version"}},
 		{[]string{"orm", "renew-data-keys", "--help"}, []string{"kmsctl keys rotate alias/orders"}},
 	} {
@@ -393,6 +407,10 @@ func TestParseColumnSpec(t *testing.T) {
 		{"email:index=a:index=b", ormplugin.ColumnSpec{}, true},
 		{"email:index=", ormplugin.ColumnSpec{}, true},
 		{"email:xml", ormplugin.ColumnSpec{}, true},
+		{"secret:bind=id", ormplugin.ColumnSpec{Name: "secret", Type: "string", Bind: "id"}, false},
+		{"secret:bytes:bind=ref:index=b", ormplugin.ColumnSpec{Name: "secret", Type: "bytes", Bind: "ref", Index: "b"}, false},
+		{"secret:bind=a:bind=b", ormplugin.ColumnSpec{}, true},
+		{"secret:bind=", ormplugin.ColumnSpec{}, true},
 	} {
 		got, err := parseColumnSpec(tc.in)
 		if (err != nil) != tc.wantErr || (!tc.wantErr && got != tc.want) {
@@ -415,7 +433,7 @@ func FuzzParseColumnSpec(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if cs.Name == "" || strings.ContainsAny(cs.Name, ":=") || strings.Contains(cs.Index, ":") {
+		if cs.Name == "" || strings.ContainsAny(cs.Name, ":=") || strings.Contains(cs.Index, ":") || strings.Contains(cs.Bind, ":") {
 			t.Fatalf("%q parsed to %+v", s, cs)
 		}
 		switch cs.Type {
@@ -427,9 +445,115 @@ func FuzzParseColumnSpec(f *testing.F) {
 		if cs.Index != "" {
 			back += ":index=" + cs.Index
 		}
+		if cs.Bind != "" {
+			back += ":bind=" + cs.Bind
+		}
 		again, err := parseColumnSpec(back)
 		if err != nil || again != cs {
 			t.Fatalf("%q -> %+v -> %q -> %+v, %v", s, cs, back, again, err)
 		}
 	})
+}
+
+// TestORMStatusVerifyAndRemainingPlaintext: status --table counts the
+// plaintext left, migrate exits non-zero while plaintext keeps coming back
+// (here a trigger standing in for a writer without the plugin), and verify
+// lists the rows that cannot be read.
+func TestORMStatusVerifyAndRemainingPlaintext(t *testing.T) {
+	srv, c := configured(t)
+	c.ok("", "keys", "create", "--alias", "alias/orders")
+	dsn, db := sqliteFile(t)
+	legacyTable(t, db, "VARCHAR(255)")
+	c.env[envORMDSN] = dsn
+	cols := []string{"--column", "email:string:index=email_bidx", "--column", "note"}
+	type colStatus struct {
+		Column    string `json:"column"`
+		Values    int64  `json:"values"`
+		Plaintext int64  `json:"plaintext"`
+		KeysInUse int64  `json:"keys_in_use"`
+		KeyRows   int64  `json:"key_rows"`
+	}
+	status := func() map[string]colStatus {
+		var st []colStatus
+		c.json(&st, append([]string{"orm", "status", "--table", "users"}, cols...)...)
+		out := map[string]colStatus{}
+		for _, s := range st {
+			out[s.Column] = s
+		}
+		return out
+	}
+	notes := int64(0)
+	for i := range ormRows {
+		if ormNote(i) != nil {
+			notes++
+		}
+	}
+	if st := status(); st["email"].Plaintext != ormRows || st["note"].Plaintext != notes || st["note"].Values != notes {
+		t.Fatalf("status before: %+v", st)
+	}
+	if err := db.Exec("CREATE TRIGGER keep_plain AFTER UPDATE OF note ON users WHEN NEW.id = 5 AND NEW.note <> 'note 4' " +
+		"BEGIN UPDATE users SET note = 'note 4' WHERE id = 5; END").Error; err != nil {
+		t.Fatal(err)
+	}
+	migrate := append([]string{"orm", "migrate", "--table", "users", "--key-id", "alias/orders", "--batch-size", "10"}, cols...)
+	code, out, stderr := c.run("", append(migrate, "-o", "json")...)
+	if code != 1 || !strings.Contains(stderr, "plaintext values remain: 1 plaintext values in users") {
+		t.Fatalf("migrate with plaintext coming back: exit %d\n%s", code, stderr)
+	}
+	var res rewriteResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.PlaintextRemaining != 1 {
+		t.Fatalf("result %q: %v", out, err)
+	}
+	if st := status(); st["email"].Plaintext != 0 || st["note"].Plaintext != 1 || st["email"].KeysInUse != 1 || st["email"].KeyRows != 1 {
+		t.Fatalf("status after: %+v", st)
+	}
+	if err := db.Exec("DROP TRIGGER keep_plain").Error; err != nil {
+		t.Fatal(err)
+	}
+
+	// One tampered value: verify names it, by primary key, never by value.
+	var ct string
+	if err := db.Raw("SELECT email FROM users WHERE id = 7").Scan(&ct).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec("UPDATE users SET email = ? WHERE id = 9", ct).Error; err != nil { // row 7's ciphertext copied into row 9: another row, same column
+		t.Fatal(err)
+	}
+	tampered := []byte(ct)
+	if i := len(tampered) - 10; tampered[i] == 'A' { // stays valid base64: fails authentication, not parsing
+		tampered[i] = 'B'
+	} else {
+		tampered[i] = 'A'
+	}
+	if err := db.Exec("UPDATE users SET email = ? WHERE id = 7", string(tampered)).Error; err != nil {
+		t.Fatal(err)
+	}
+	verify := append([]string{"orm", "verify", "users", "--key-id", "alias/orders"}, cols...)
+	code, out, stderr = c.run("", verify...)
+	if code != 1 || !strings.Contains(stderr, "2 values of users cannot be read") {
+		t.Fatalf("verify: exit %d\n%s\n%s", code, out, stderr)
+	}
+	for _, want := range []string{"5  ", "note", "plaintext", "7  ", "email", "undecryptable"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "note 4") || strings.Contains(out, ct[:12]) {
+		t.Fatalf("verify prints a value:\n%s", out)
+	}
+	// The unbound column lets row 7's ciphertext decrypt in row 9 (the
+	// threat row binding addresses); the application's error names row 7.
+	app := appDB(t, srv, sqlite.Open(dsn))
+	var u ormUser
+	err := app.First(&u, 7).Error
+	var de *ormplugin.DecryptError
+	if !errors.As(err, &de) || de.PrimaryKey != "id=7" || de.Column != "email" {
+		t.Fatalf("application error: %v", err)
+	}
+	// Fixed by migrate once the plaintext is back to normal: exit 0.
+	if err := db.Exec("UPDATE users SET email = ? WHERE id = 7", ormEmail(6)).Error; err != nil {
+		t.Fatal(err)
+	}
+	c.ok("", migrate...)
+	c.ok("", verify...)
 }

@@ -3,8 +3,9 @@
 // With no configuration it keeps everything under --data-dir (SQLite
 // database, the development software key backend, the audit chain key) and
 // listens on 127.0.0.1:8400. On first start it creates an admin access key
-// and writes it to <data-dir>/admin-credentials.json (mode 0600); it prints
-// the path, never the secret. Use `kmsctl configure --from-file <path>`.
+// and writes it, with the endpoint it listens on, to
+// <data-dir>/admin-credentials.json (mode 0600); it prints the path, never
+// the secret. Use `kmsctl configure --from-file <path>`.
 //
 // Configuration: --config file.yaml (see server/config.Config), then KMSD_*
 // environment variables, then --data-dir and --listen flags.
@@ -78,16 +79,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer app.Close()
-	if p, err := app.EnsureBootstrapAdmin(ctx); err != nil {
-		return fmt.Errorf("bootstrap admin: %w", err)
-	} else if p != "" {
-		fmt.Fprintf(stdout, "kmsd: created the bootstrap admin access key; credentials written to %s (mode 0600)\n", p)
-		fmt.Fprintf(stdout, "kmsd: configure the CLI with: kmsctl configure --from-file %s\n", p)
-	}
-
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
+	}
+	// The credentials file names the address actually bound (port 0 picks one).
+	app.Config.Listen = ln.Addr().String()
+	if p, err := app.EnsureBootstrapAdmin(ctx); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("bootstrap admin: %w", err)
+	} else if p != "" {
+		fmt.Fprintf(stdout, "kmsd: created the bootstrap admin access key; credentials (and endpoint %s) written to %s (mode 0600)\n", app.Config.Endpoint(), p)
+		fmt.Fprintf(stdout, "kmsd: configure the CLI with: kmsctl configure --from-file %s --endpoint %s\n", p, app.Config.Endpoint())
 	}
 	srv := &http.Server{
 		Handler:           app.Handler,

@@ -101,9 +101,18 @@ func TestFirstStartBootstrapsAdminAndShutsDownGracefully(t *testing.T) {
 	var cred struct {
 		AccessKeyID     string `json:"access_key_id"`
 		SecretAccessKey string `json:"secret_access_key"`
+		Endpoint        string `json:"endpoint"`
 	}
 	if err := json.Unmarshal(raw, &cred); err != nil || cred.SecretAccessKey == "" {
 		t.Fatalf("credentials %v", err)
+	}
+	// The file names the server actually listening (here on a random
+	// port), so that kmsctl configure --from-file reaches it.
+	if cred.Endpoint != "http://"+r.addr {
+		t.Fatalf("credentials endpoint %q, want http://%s", cred.Endpoint, r.addr)
+	}
+	if !strings.Contains(r.stdout.String(), "--endpoint http://"+r.addr) {
+		t.Fatalf("start-up hint lacks --endpoint:\n%s", r.stdout.String())
 	}
 	out := r.stdout.String() + r.stderr.String()
 	if !strings.Contains(r.stdout.String(), credPath) {

@@ -19,6 +19,9 @@ type BootstrapCredentials struct {
 	AccessKeyID     string `json:"access_key_id"`
 	SecretAccessKey string `json:"secret_access_key"`
 	Region          string `json:"region"`
+	// Endpoint is the base URL of the kmsd that wrote the file, so that
+	// `kmsctl configure --from-file` talks to it (empty when unknown).
+	Endpoint string `json:"endpoint,omitempty"`
 }
 
 // bootstrapRow records which access key the last bootstrap created. Its one
@@ -45,6 +48,12 @@ const BootstrapDescription = "bootstrap admin"
 // with ErrBootstrapFileExists. The secret is written only to the file; it is
 // not logged or returned.
 func (s *Service) EnsureBootstrapAdmin(ctx context.Context, path string) (created bool, err error) {
+	return s.EnsureBootstrapAdminFor(ctx, path, "")
+}
+
+// EnsureBootstrapAdminFor is EnsureBootstrapAdmin that also records in the
+// file the endpoint (base URL) clients reach this server at.
+func (s *Service) EnsureBootstrapAdminFor(ctx context.Context, path, endpoint string) (created bool, err error) {
 	var n int64
 	if err := s.db.WithContext(ctx).Model(&accessKeyRow{}).Count(&n).Error; err != nil {
 		return false, fmt.Errorf("auth: count access keys: %w", err)
@@ -76,7 +85,7 @@ func (s *Service) EnsureBootstrapAdmin(ctx context.Context, path string) (create
 		return false, err
 	}
 	content, err := json.MarshalIndent(BootstrapCredentials{
-		AccessKeyID: row.ID, SecretAccessKey: secret, Region: s.region,
+		AccessKeyID: row.ID, SecretAccessKey: secret, Region: s.region, Endpoint: endpoint,
 	}, "", "  ")
 	if err == nil {
 		content = append(content, '\n')
