@@ -1,0 +1,40 @@
+package starter_test
+
+import (
+	"fmt"
+
+	"github.com/kmsgo/kmsgo/starter"
+)
+
+// LoadSettings reads the YAML file's content and the KMSGO_* variables
+// (here given explicitly; starter.File uses os.Environ()). The secret comes
+// from the environment only.
+func ExampleLoadSettings() {
+	yml := []byte(`
+kms:
+  endpoint: http://127.0.0.1:8400
+config:
+  sources: [etcd]
+  etcd: {endpoints: [127.0.0.1:2379], keys: [/orders/app.yaml]}
+database:
+  driver: postgres
+  dsn_path: db.dsn
+  orm: {key_id: alias/orders}
+`)
+	s, err := starter.LoadSettings("kmsgo.yaml", yml, []string{
+		"KMSGO_KMS_ACCESS_KEY_ID=AKEXAMPLE",
+		"KMSGO_KMS_SECRET_ACCESS_KEY=example-secret",
+		"KMSGO_DATABASE_MAX_OPEN_CONNS=20",
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(s.KMS.Endpoint, s.Config.Sources, s.Database.Driver, s.Database.MaxOpenConns, s.Database.DrainTimeout)
+
+	_, err = starter.LoadSettings("kmsgo.yaml", []byte("kms: {endpoint: http://k, secret_access_key: x}\n"), nil)
+	fmt.Println(err)
+	// Output:
+	// http://127.0.0.1:8400 [etcd] postgres 20 30s
+	// starter: credentials: kmsgo.yaml: kms.secret_access_key must not be in a config file; set KMSGO_KMS_SECRET_ACCESS_KEY or kms.credentials_file (a 0600 file)
+}
