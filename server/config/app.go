@@ -135,6 +135,12 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 		return nil, err
 	}
 	a.closers = append(a.closers, a.KMS.Close)
+	if b, ok := a.HSM.(hsm.DeploymentBinder); ok {
+		if err := b.BindDeployment(ctx, a.KMS.DeploymentID(), c.HSM.AllowForeignRootKey); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("deployment", "deployment_id", a.KMS.DeploymentID())
 	if a.Auth, err = auth.New(a.DB, a.HSM, auth.Config{
 		Region: c.Region, RequireNonce: c.Auth.RequireNonce, ClockSkew: c.Auth.ClockSkew, CacheTTL: c.Auth.CacheTTL,
 	}); err != nil {
@@ -317,7 +323,7 @@ func openHSM(c Config, log *slog.Logger) (hsm.Backend, error) {
 			return nil, err
 		}
 		return p11.Open(p11.Config{ModulePath: c.HSM.Module, TokenLabel: c.HSM.TokenLabel, PIN: pin,
-			PoolSize: c.HSM.PoolSize, CreateRootKey: c.HSM.CreateRootKey, Logger: log})
+			PoolSize: c.HSM.PoolSize, CreateRootKey: c.HSM.CreateRootKey, RootKeyID: c.HSM.RootKeyID, Logger: log})
 	default:
 		log.Warn("USING THE DEVELOPMENT SOFTWARE KEY BACKEND (devhsm): keys are protected by a local file, " +
 			"NOT by an HSM. Do not use in production; configure hsm.backend: pkcs11.")

@@ -91,6 +91,13 @@ type HSMConfig struct {
 	PoolSize int `yaml:"pool_size"`
 	// CreateRootKey generates the root key on an empty token.
 	CreateRootKey bool `yaml:"create_root_key"`
+	// RootKeyID is the id (CKA_ID/CKA_LABEL) of this deployment's root key
+	// (default kmsgo-root). Deployments sharing a token need distinct ids.
+	RootKeyID string `yaml:"root_key_id"`
+	// AllowForeignRootKey starts kmsd even when the root key is recorded
+	// as another deployment's (another database's). Off by default: two
+	// deployments on one root key can read each other's wrapped material.
+	AllowForeignRootKey bool `yaml:"allow_foreign_root_key"`
 }
 
 // AuthConfig tunes request authentication.

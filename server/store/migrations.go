@@ -12,6 +12,7 @@ import (
 func Migrations() []migrate.Step {
 	return []migrate.Step{
 		{ID: "store/0001_init", Up: up0001},
+		{ID: "store/0002_deployment_hsm_intents", Up: up0002},
 	}
 }
 
@@ -71,6 +72,36 @@ func (m0001ImportToken) TableName() string { return "kms_import_tokens" }
 
 func up0001(tx *gorm.DB) error {
 	for _, m := range []any{&m0001Key{}, &m0001KeyVersion{}, &m0001Alias{}, &m0001Tag{}, &m0001ImportToken{}} {
+		if tx.Migrator().HasTable(m) {
+			continue
+		}
+		if err := tx.Migrator().CreateTable(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Snapshot of the tables added in step 0002.
+type (
+	m0002Deployment struct {
+		ID           int    `gorm:"primaryKey;autoIncrement:false"`
+		DeploymentID string `gorm:"size:64;not null"`
+		CreatedAt    time.Time
+	}
+	m0002HSMIntent struct {
+		ObjectID  string    `gorm:"primaryKey;size:191"`
+		KeyID     string    `gorm:"size:64;not null"`
+		Version   int64     `gorm:"not null"`
+		CreatedAt time.Time `gorm:"index:idx_kms_hsm_intents_created_at"`
+	}
+)
+
+func (m0002Deployment) TableName() string { return "kms_deployment" }
+func (m0002HSMIntent) TableName() string  { return "kms_hsm_intents" }
+
+func up0002(tx *gorm.DB) error {
+	for _, m := range []any{&m0002Deployment{}, &m0002HSMIntent{}} {
 		if tx.Migrator().HasTable(m) {
 			continue
 		}
