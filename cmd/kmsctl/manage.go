@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kmsgo/kmsgo/server/audit"
 	"github.com/kmsgo/kmsgo/starter/kmsclient"
 )
 
@@ -285,18 +286,40 @@ func (a *app) auditCmd() *cobra.Command {
 	list.Flags().StringVar(&after, "after", "", "continue after this cursor")
 	list.Flags().BoolVar(&all, "all", false, "follow pages until the end")
 
+	var anchorsFile string
 	verify := &cobra.Command{
 		Use:   "verify",
 		Short: "Verify the audit hash chains; exits with status 2 at the first broken link",
-		Args:  cobra.NoArgs,
+		Long: "Verify the audit hash chains. With --anchors, also check them against saved anchors\n" +
+			"(a copy of a replica's audit-anchors.jsonl, or of its \"audit anchor\" log lines as JSON):\n" +
+			"an anchored record that is gone or changed, a truncated tail for instance, breaks the chain.",
+		Args: cobra.NoArgs,
 		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, _ []string) error {
-			res, err := c.VerifyAudit(cmd.Context())
+			var anchors []kmsclient.AuditHead
+			if anchorsFile != "" {
+				f, err := os.Open(anchorsFile)
+				if err != nil {
+					return err
+				}
+				as, err := audit.ReadAnchors(f)
+				f.Close()
+				if err != nil {
+					return err
+				}
+				for _, h := range audit.LatestHeads(as) {
+					anchors = append(anchors, kmsclient.AuditHead{Replica: h.ReplicaID, Seq: h.Seq, Hash: h.Hash})
+				}
+			}
+			res, err := c.VerifyAuditAnchored(cmd.Context(), anchors)
 			if err != nil {
 				return err
 			}
 			if err := a.emit(cmd.OutOrStdout(), res, func(tw *tabwriter.Writer) {
 				if res.OK {
-					fmt.Fprintf(tw, "OK: %d records verified, chains intact\n", res.Checked)
+					fmt.Fprintf(tw, "OK: %d records verified, chains intact (%d anchors checked)\n", res.Checked, len(anchors))
+					for _, h := range res.Heads {
+						fmt.Fprintf(tw, "Head:\treplica %s, seq %d, hash %s\n", h.Replica, h.Seq, h.Hash)
+					}
 					return
 				}
 				fmt.Fprintf(tw, "BROKEN after %d verified records\n", res.Checked)
@@ -316,6 +339,7 @@ func (a *app) auditCmd() *cobra.Command {
 			return nil
 		}),
 	}
+	verify.Flags().StringVar(&anchorsFile, "anchors", "", "file of saved anchors (JSON lines) to verify against")
 	au.AddCommand(list, verify)
 	return au
 }

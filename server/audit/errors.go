@@ -18,6 +18,14 @@ var (
 	// not verify under the configured chain key: the key is wrong or the
 	// tail was tampered with. The Logger refuses to extend such a chain.
 	ErrBadHead = errors.New("audit: chain head does not verify")
+	// ErrBadAnchor reports an anchor file or anchor that cannot be parsed or
+	// whose signature does not verify.
+	ErrBadAnchor = errors.New("audit: bad anchor")
+	// ErrBelowAnchor means this replica's chain in the database ends below
+	// (or differs from) its last anchor: records were removed or rewritten.
+	// The Logger refuses to resume such a chain, which would reuse the
+	// removed sequence numbers.
+	ErrBelowAnchor = errors.New("audit: chain is below its last anchor")
 	// ErrInvalidCursor reports a List cursor that was not produced by List.
 	ErrInvalidCursor = errors.New("audit: invalid cursor")
 )

@@ -146,7 +146,12 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 	}); err != nil {
 		return nil, err
 	}
-	if a.Audit, err = audit.NewLogger(a.DB, audit.Config{ReplicaID: replica, ChainKey: append([]byte(nil), chainKey...), MaxBatch: c.Audit.MaxBatch}); err != nil {
+	anchors, err := audit.OpenAnchorFile(c.path(c.Audit.AnchorFile, "audit-anchors.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	if a.Audit, err = audit.NewLogger(a.DB, audit.Config{ReplicaID: replica, ChainKey: append([]byte(nil), chainKey...), MaxBatch: c.Audit.MaxBatch,
+		Anchors: anchors, AnchorInterval: c.Audit.AnchorInterval, AnchorLog: log.With("component", "audit"), AllowBelowAnchor: c.Audit.AllowBelowAnchor}); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Audit.Close)
@@ -161,8 +166,9 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 	a.Handler, err = httpapi.New(httpapi.Options{
 		Keys:       &httpapi.KMSAdapter{S: a.KMS, TTL: c.KMS.MetadataTTL},
 		AccessKeys: httpapi.AuthAdapter{S: a.Auth},
-		Audit:      &httpapi.AuditAdapter{Logger: a.Audit, DB: a.DB, ChainKey: append([]byte(nil), chainKey...), Reason: kms.ReasonCode},
-		Auth:       httpapi.AuthAdapter{S: a.Auth},
+		Audit: &httpapi.AuditAdapter{Logger: a.Audit, DB: a.DB, ChainKey: append([]byte(nil), chainKey...), Reason: kms.ReasonCode,
+			Anchors: anchors},
+		Auth: httpapi.AuthAdapter{S: a.Auth},
 		Ready: func(ctx context.Context) error {
 			sqlDB, err := db.DB()
 			if err != nil {

@@ -119,6 +119,18 @@ type AuditConfig struct {
 	ChainKeyFile string `yaml:"chain_key_file"`
 	// MaxBatch is the most records per group-commit transaction (default 256).
 	MaxBatch int `yaml:"max_batch"`
+	// AnchorFile receives this replica's signed chain heads (JSON lines,
+	// 0600), which the database cannot rewrite. Default
+	// <data_dir>/audit-anchors.jsonl. Each anchor is also logged.
+	AnchorFile string `yaml:"anchor_file"`
+	// AnchorInterval is how often a grown chain head is anchored (default
+	// 10s): the most recent records that can be deleted from the database
+	// without verification noticing are those of the last interval.
+	AnchorInterval time.Duration `yaml:"anchor_interval"`
+	// AllowBelowAnchor starts kmsd even when this replica's chain in the
+	// database ends below its last anchor (a restored backup). Off by
+	// default: records were removed, and resuming would reuse their seqs.
+	AllowBelowAnchor bool `yaml:"allow_below_anchor"`
 }
 
 // KMSConfig tunes the key service.

@@ -645,7 +645,11 @@ func (s *Server) verifyAudit(rc *reqCtx) (int, any, error) {
 	if err := rc.authorize(rc.action); err != nil {
 		return 0, nil, err
 	}
-	res, err := s.opts.Audit.Verify(rc.ctx)
+	anchors, err := parseAuditAnchors(rc.c.Request.URL.Query()["anchor"])
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := s.opts.Audit.Verify(rc.ctx, anchors)
 	return http.StatusOK, res, err
 }
 

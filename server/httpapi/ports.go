@@ -261,6 +261,16 @@ type AuditVerifyResult struct {
 	OK          bool         `json:"ok"`
 	Checked     int64        `json:"checked"`
 	FirstBroken *AuditBroken `json:"first_broken"`
+	// Heads are the newest verified record of every chain checked; save
+	// them and pass them back as anchors to detect a truncated tail.
+	Heads []AuditHead `json:"heads"`
+}
+
+// AuditHead names the newest record of one replica's chain.
+type AuditHead struct {
+	Replica string `json:"replica"`
+	Seq     int64  `json:"seq"`
+	Hash    string `json:"hash"`
 }
 
 // AuditBroken locates the first broken link of the chain.
@@ -274,5 +284,5 @@ type AuditBroken struct {
 type AuditLog interface {
 	Append(ctx context.Context, ev AuditEvent) error
 	List(ctx context.Context, limit int, after string) (records []AuditRecord, next string, err error)
-	Verify(ctx context.Context) (AuditVerifyResult, error)
+	Verify(ctx context.Context, anchors []AuditHead) (AuditVerifyResult, error)
 }

@@ -146,6 +146,9 @@ type AuditAdapter struct {
 	// Reason, when set, returns a finer internal reason for a failed
 	// request (for example kms.ReasonCode), stored in the record's details.
 	Reason func(error) string
+	// Anchors, when set, holds this replica's signed chain heads; Verify
+	// checks the chain against the newest of them besides the caller's.
+	Anchors *audit.AnchorFile
 }
 
 var _ AuditLog = (*AuditAdapter)(nil)
@@ -212,12 +215,26 @@ func (a *AuditAdapter) List(ctx context.Context, limit int, after string) ([]Aud
 }
 
 // Verify implements AuditLog.
-func (a *AuditAdapter) Verify(ctx context.Context) (AuditVerifyResult, error) {
-	rep, err := audit.Verify(ctx, a.DB, a.ChainKey)
+func (a *AuditAdapter) Verify(ctx context.Context, anchors []AuditHead) (AuditVerifyResult, error) {
+	heads := make([]audit.Head, 0, len(anchors))
+	for _, h := range anchors {
+		heads = append(heads, audit.Head{ReplicaID: h.Replica, Seq: h.Seq, Hash: h.Hash})
+	}
+	if a.Anchors != nil {
+		local, err := a.Anchors.Anchors()
+		if err != nil {
+			return AuditVerifyResult{}, err
+		}
+		heads = append(heads, audit.LatestHeads(local)...)
+	}
+	rep, err := audit.Verify(ctx, a.DB, a.ChainKey, heads...)
 	if err != nil {
 		return AuditVerifyResult{}, err
 	}
-	res := AuditVerifyResult{OK: rep.OK, Checked: int64(rep.Checked)}
+	res := AuditVerifyResult{OK: rep.OK, Checked: int64(rep.Checked), Heads: []AuditHead{}}
+	for _, h := range rep.Heads {
+		res.Heads = append(res.Heads, AuditHead{Replica: h.ReplicaID, Seq: h.Seq, Hash: h.Hash})
+	}
 	if rep.FirstBroken != nil {
 		res.FirstBroken = &AuditBroken{Replica: rep.FirstBroken.ReplicaID, Seq: rep.FirstBroken.Seq, Reason: rep.FirstBroken.Reason}
 	}

@@ -42,6 +42,16 @@ type AuditVerifyResult struct {
 	OK          bool        `json:"ok"`
 	Checked     int64       `json:"checked"`
 	FirstBroken *AuditBreak `json:"first_broken"`
+	// Heads are the newest verified record of every chain checked.
+	Heads []AuditHead `json:"heads"`
+}
+
+// AuditHead names the newest record of one replica's chain; saved outside
+// the database, it is an anchor for a later VerifyAuditAnchored.
+type AuditHead struct {
+	Replica string `json:"replica"`
+	Seq     int64  `json:"seq"`
+	Hash    string `json:"hash"`
 }
 
 // AuditBreak locates the first record whose chain check failed.
@@ -81,8 +91,19 @@ func (c *Client) ListAudit(ctx context.Context, in ListAuditInput) (*AuditPage, 
 
 // VerifyAudit asks the server to check the audit hash chains.
 func (c *Client) VerifyAudit(ctx context.Context) (*AuditVerifyResult, error) {
+	return c.VerifyAuditAnchored(ctx, nil)
+}
+
+// VerifyAuditAnchored is VerifyAudit that also checks every chain against
+// anchors (heads saved earlier): an anchored record that is gone or
+// changed, a truncated tail for instance, breaks the chain.
+func (c *Client) VerifyAuditAnchored(ctx context.Context, anchors []AuditHead) (*AuditVerifyResult, error) {
+	q := url.Values{}
+	for _, a := range anchors {
+		q.Add("anchor", a.Replica+":"+strconv.FormatInt(a.Seq, 10)+":"+a.Hash)
+	}
 	var out AuditVerifyResult
-	if err := c.do(ctx, call{method: http.MethodGet, path: "/v1/audit/verify", out: &out}); err != nil {
+	if err := c.do(ctx, call{method: http.MethodGet, path: "/v1/audit/verify", query: q, out: &out}); err != nil {
 		return nil, err
 	}
 	return &out, nil
