@@ -26,6 +26,12 @@ var (
 	// The Logger refuses to resume such a chain, which would reuse the
 	// removed sequence numbers.
 	ErrBelowAnchor = errors.New("audit: chain is below its last anchor")
+	// ErrChainBroken means a range to export or a segment does not verify.
+	ErrChainBroken = errors.New("audit: chain does not verify")
+	// ErrBadSegment reports a segment file that cannot be parsed.
+	ErrBadSegment = errors.New("audit: bad segment file")
+	// ErrNothingToExport means Export found no record after the given seq.
+	ErrNothingToExport = errors.New("audit: nothing to export")
 	// ErrInvalidCursor reports a List cursor that was not produced by List.
 	ErrInvalidCursor = errors.New("audit: invalid cursor")
 )

@@ -88,6 +88,7 @@ type Logger struct {
 	stats  Stats
 
 	anchorKey  []byte        // derived anchor-signing subkey (nil without Anchors)
+	sealKey    []byte        // derived export-seal subkey (nil without Anchors)
 	anchored   int64         // highest seq anchored so far (anchor goroutine)
 	anchorStop chan struct{} // closed by Close to stop the anchor goroutine
 	anchorDone chan struct{}
@@ -131,6 +132,7 @@ func NewLogger(db *gorm.DB, cfg Config) (*Logger, error) {
 	var haveLast bool
 	if cfg.Anchors != nil {
 		l.anchorKey = subkey(cfg.ChainKey, labelAnchor)
+		l.sealKey = subkey(cfg.ChainKey, labelSeal)
 		var err error
 		if last, haveLast, err = cfg.Anchors.Last(cfg.ChainKey, cfg.ReplicaID); err != nil {
 			l.wipe()
@@ -170,6 +172,16 @@ const DefaultAnchorInterval = 10 * time.Second
 func (l *Logger) wipe() {
 	l.h.wipe()
 	clear(l.anchorKey)
+	clear(l.sealKey)
+}
+
+// exportCovers reports whether a sealed export of replica ends at seq.
+func (l *Logger) exportCovers(ctx context.Context, replica string, seq int64) bool {
+	var rows []exportRow
+	if err := l.db.WithContext(ctx).Where("replica_id = ? AND last_seq = ?", replica, seq).Limit(1).Find(&rows).Error; err != nil || len(rows) == 0 {
+		return false
+	}
+	return checkSealSub(l.sealKey, rows[0].seal())
 }
 
 func (l *Logger) anchorLog() *slog.Logger {
@@ -189,6 +201,17 @@ func (l *Logger) checkAnchor(ctx context.Context, a Anchor) error {
 	var rows []row
 	if err := l.db.WithContext(ctx).Where("replica_id = ? AND seq = ?", a.ReplicaID, a.Seq).Limit(1).Find(&rows).Error; err != nil {
 		return fmt.Errorf("%w: read anchored record: %v", ErrUnavailable, err)
+	}
+	if len(rows) == 0 {
+		// Deleted by retention after a sealed export? Then the export
+		// vouches for it.
+		var minSeq *int64
+		if err := l.db.WithContext(ctx).Model(&row{}).Where("replica_id = ?", a.ReplicaID).Select("MIN(seq)").Scan(&minSeq).Error; err != nil {
+			return fmt.Errorf("%w: read chain start: %v", ErrUnavailable, err)
+		}
+		if minSeq != nil && a.Seq < *minSeq && l.exportCovers(ctx, a.ReplicaID, *minSeq-1) {
+			return nil
+		}
 	}
 	if len(rows) == 0 || !hmacEqualString(rows[0].Hash, a.Hash) {
 		return fmt.Errorf("%w: replica %s: the anchored record seq %d is gone or changed", ErrBelowAnchor, a.ReplicaID, a.Seq)
@@ -280,6 +303,7 @@ func (l *Logger) Close() error {
 		l.stopOnce.Do(func() { close(l.anchorStop) })
 		<-l.anchorDone
 		clear(l.anchorKey)
+		clear(l.sealKey)
 	}
 	return nil
 }

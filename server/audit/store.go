@@ -66,6 +66,14 @@ func Migrations() []migrate.Step {
 			}
 			return tx.Migrator().CreateTable(&rowV1{})
 		},
+	}, {
+		ID: "audit/0002_exports",
+		Up: func(tx *gorm.DB) error {
+			if tx.Migrator().HasTable(&exportV2{}) {
+				return nil
+			}
+			return tx.Migrator().CreateTable(&exportV2{})
+		},
 	}}
 }
 
@@ -193,3 +201,18 @@ func (w *row) record() (Record, error) {
 		PrevHash: w.PrevHash, Hash: w.Hash,
 	}, nil
 }
+
+// exportV2 freezes the schema of migration audit/0002.
+type exportV2 struct {
+	ReplicaID string `gorm:"column:replica_id;primaryKey;size:64;autoIncrement:false"`
+	LastSeq   int64  `gorm:"column:last_seq;primaryKey;autoIncrement:false"`
+	FirstSeq  int64  `gorm:"column:first_seq;not null"`
+	PrevHash  string `gorm:"column:prev_hash;size:64;not null"`
+	LastHash  string `gorm:"column:last_hash;size:64;not null"`
+	Count     int64  `gorm:"column:count;not null"`
+	TimeUS    int64  `gorm:"column:time_us;not null"`
+	Sig       string `gorm:"column:sig;size:64;not null"`
+	CreatedUS int64  `gorm:"column:created_us;not null"`
+}
+
+func (exportV2) TableName() string { return "kms_audit_exports" }

@@ -51,7 +51,8 @@ type App struct {
 	// false. Open starts it and Close stops it first.
 	Jobs *jobs.Scheduler
 
-	closers []func() error
+	closers  []func() error
+	chainKey []byte // for the audit retention job only
 }
 
 // Deps lets a caller supply components it already opened (tests share one
@@ -191,6 +192,8 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 		return nil, err
 	}
 	if c.Jobs.Enabled {
+		a.chainKey = append([]byte(nil), chainKey...)
+		a.closers = append(a.closers, func() error { hsm.Zero(a.chainKey); return nil })
 		if err := a.startJobs(c, log); err != nil {
 			return nil, err
 		}
@@ -205,7 +208,11 @@ func (a *App) startJobs(c Config, log *slog.Logger) error {
 	jc.Logger = log.With("component", "jobs")
 	jc.Registry = a.Registry
 	jc.Audit = auditJob(a.Audit)
-	s, err := jobs.New(jc, a.KMS)
+	var extra []jobs.Job
+	if c.Audit.Retention > 0 {
+		extra = append(extra, auditRetentionJob(a.DB, c, a.chainKey))
+	}
+	s, err := jobs.New(jc, a.KMS, extra...)
 	if err != nil {
 		return fmt.Errorf("%w: jobs: %w", ErrInvalid, err)
 	}
@@ -223,6 +230,22 @@ func (a *App) startJobs(c Config, log *slog.Logger) error {
 		return s.Stop(ctx)
 	})
 	return nil
+}
+
+// JobAuditRetention is the name of the audit retention job.
+const JobAuditRetention = "audit_retention"
+
+// auditRetentionJob deletes audit records exported longer than
+// audit.retention ago (audit.DeleteExported).
+func auditRetentionJob(db *gorm.DB, c Config, key []byte) jobs.Job {
+	sched := c.Audit.RetentionSchedule
+	if sched == "" {
+		sched = "@every 1h"
+	}
+	return jobs.Job{Name: JobAuditRetention, Schedule: sched, Run: func(ctx context.Context) (int, error) {
+		n, err := audit.DeleteExported(ctx, db, key, time.Now().Add(-c.Audit.Retention))
+		return int(n), err
+	}}
 }
 
 // auditJob records one audit record per maintenance run that changed

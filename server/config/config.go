@@ -131,6 +131,12 @@ type AuditConfig struct {
 	// database ends below its last anchor (a restored backup). Off by
 	// default: records were removed, and resuming would reuse their seqs.
 	AllowBelowAnchor bool `yaml:"allow_below_anchor"`
+	// Retention deletes audit records from the database once they were
+	// exported (kmsctl audit export) at least this long ago; 0 keeps every
+	// record. Runs with the maintenance jobs (jobs.enabled).
+	Retention time.Duration `yaml:"retention"`
+	// RetentionSchedule is when retention runs (default @every 1h).
+	RetentionSchedule string `yaml:"retention_schedule"`
 }
 
 // KMSConfig tunes the key service.

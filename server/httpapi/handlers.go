@@ -649,7 +649,8 @@ func (s *Server) verifyAudit(rc *reqCtx) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := s.opts.Audit.Verify(rc.ctx, anchors)
+	resume := rc.c.Request.URL.Query().Get("resume") == "true"
+	res, err := s.opts.Audit.Verify(rc.ctx, AuditVerifyRequest{Anchors: anchors, Resume: resume})
 	return http.StatusOK, res, err
 }
 

@@ -264,6 +264,15 @@ type AuditVerifyResult struct {
 	// Heads are the newest verified record of every chain checked; save
 	// them and pass them back as anchors to detect a truncated tail.
 	Heads []AuditHead `json:"heads"`
+	// ResumedFrom are the heads of an earlier verification this one
+	// started from (records before them were not read again).
+	ResumedFrom []AuditHead `json:"resumed_from,omitempty"`
+}
+
+// AuditVerifyRequest are the options of GET /v1/audit/verify.
+type AuditVerifyRequest struct {
+	Anchors []AuditHead // ?anchor=replica:seq:hash
+	Resume  bool        // ?resume=true: start from the heads of this replica's last intact verification
 }
 
 // AuditHead names the newest record of one replica's chain.
@@ -284,5 +293,5 @@ type AuditBroken struct {
 type AuditLog interface {
 	Append(ctx context.Context, ev AuditEvent) error
 	List(ctx context.Context, limit int, after string) (records []AuditRecord, next string, err error)
-	Verify(ctx context.Context, anchors []AuditHead) (AuditVerifyResult, error)
+	Verify(ctx context.Context, req AuditVerifyRequest) (AuditVerifyResult, error)
 }

@@ -178,6 +178,8 @@ func (s *Server) routeTable() []route {
 		{Method: del, Path: "/v1/access-keys/:id", Action: "kms:DeleteAccessKey", Summary: "Delete an access key.", Status: noContent, handler: s.deleteAccessKey},
 
 		{Method: get, Path: "/v1/audit", Action: "kms:ReadAudit", Summary: "List audit records.", Status: ok, Reply: auditResponse{}, Query: []string{"limit", "after"}, handler: s.listAudit},
-		{Method: get, Path: "/v1/audit/verify", Action: "kms:ReadAudit", Summary: "Verify the audit hash chain.", Status: ok, Reply: AuditVerifyResult{}, handler: s.verifyAudit},
+		{Method: get, Path: "/v1/audit/verify", Action: "kms:ReadAudit", Summary: "Verify the audit hash chain.", Status: ok, Reply: AuditVerifyResult{}, Query: []string{"anchor", "resume"}, handler: s.verifyAudit},
+		{Method: get, Path: "/v1/audit/export", Action: "kms:ReadAudit", Summary: "Export a sealed, verified segment of one replica's chain.", Status: ok, Reply: AuditSegment{}, Query: []string{"replica", "after", "limit"}, handler: s.exportAudit},
+		{Method: post, Path: "/v1/audit/exports", Action: "kms:ExportAudit", Summary: "Record a stored segment as exported (retention may then delete it).", Status: noContent, Request: AuditSegmentSeal{}, handler: s.markAuditExported},
 	}
 }

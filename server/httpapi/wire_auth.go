@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/kmsgo/kmsgo/server/audit"
@@ -149,6 +150,9 @@ type AuditAdapter struct {
 	// Anchors, when set, holds this replica's signed chain heads; Verify
 	// checks the chain against the newest of them besides the caller's.
 	Anchors *audit.AnchorFile
+
+	mu        sync.Mutex
+	lastHeads []audit.Head // heads of the last intact verification (resume point)
 }
 
 var _ AuditLog = (*AuditAdapter)(nil)
@@ -215,9 +219,9 @@ func (a *AuditAdapter) List(ctx context.Context, limit int, after string) ([]Aud
 }
 
 // Verify implements AuditLog.
-func (a *AuditAdapter) Verify(ctx context.Context, anchors []AuditHead) (AuditVerifyResult, error) {
-	heads := make([]audit.Head, 0, len(anchors))
-	for _, h := range anchors {
+func (a *AuditAdapter) Verify(ctx context.Context, req AuditVerifyRequest) (AuditVerifyResult, error) {
+	heads := make([]audit.Head, 0, len(req.Anchors))
+	for _, h := range req.Anchors {
 		heads = append(heads, audit.Head{ReplicaID: h.Replica, Seq: h.Seq, Hash: h.Hash})
 	}
 	if a.Anchors != nil {
@@ -227,13 +231,27 @@ func (a *AuditAdapter) Verify(ctx context.Context, anchors []AuditHead) (AuditVe
 		}
 		heads = append(heads, audit.LatestHeads(local)...)
 	}
-	rep, err := audit.Verify(ctx, a.DB, a.ChainKey, heads...)
+	var from []audit.Head
+	if req.Resume {
+		a.mu.Lock()
+		from = a.lastHeads
+		a.mu.Unlock()
+	}
+	rep, err := audit.VerifyWith(ctx, a.DB, a.ChainKey, audit.VerifyOptions{Anchors: heads, From: from})
 	if err != nil {
 		return AuditVerifyResult{}, err
+	}
+	if rep.OK {
+		a.mu.Lock()
+		a.lastHeads = rep.Heads
+		a.mu.Unlock()
 	}
 	res := AuditVerifyResult{OK: rep.OK, Checked: int64(rep.Checked), Heads: []AuditHead{}}
 	for _, h := range rep.Heads {
 		res.Heads = append(res.Heads, AuditHead{Replica: h.ReplicaID, Seq: h.Seq, Hash: h.Hash})
+	}
+	for _, h := range rep.ResumedFrom {
+		res.ResumedFrom = append(res.ResumedFrom, AuditHead{Replica: h.ReplicaID, Seq: h.Seq, Hash: h.Hash})
 	}
 	if rep.FirstBroken != nil {
 		res.FirstBroken = &AuditBroken{Replica: rep.FirstBroken.ReplicaID, Seq: rep.FirstBroken.Seq, Reason: rep.FirstBroken.Reason}
