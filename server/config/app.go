@@ -103,15 +103,25 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 			a.closers = append(a.closers, sqlDB.Close)
 		}
 	}
+	if err := migrate.Apply(a.DB, Migrations()...); err != nil {
+		return nil, err
+	}
 	a.HSM = deps.HSM
 	if a.HSM == nil {
-		if a.HSM, err = openHSM(c, log); err != nil {
+		open := func() error {
+			var err error
+			a.HSM, err = openHSM(c, log)
+			return err
+		}
+		if c.HSM.Backend == "pkcs11" && c.HSM.CreateRootKey {
+			// Replicas starting at once with create_root_key: one at a
+			// time finds or creates the root key, so there is only one.
+			open = withRootKeyLock(ctx, store.New(a.DB), open)
+		}
+		if err := open(); err != nil {
 			return nil, err
 		}
 		a.closers = append(a.closers, a.HSM.Close)
-	}
-	if err := migrate.Apply(a.DB, Migrations()...); err != nil {
-		return nil, err
 	}
 
 	replica := c.ReplicaID
@@ -199,6 +209,23 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 		}
 	}
 	return a, nil
+}
+
+// rootKeyLockTTL bounds how long a crashed replica blocks the others'
+// start while it held the root-key lock.
+const rootKeyLockTTL = 2 * time.Minute
+
+func withRootKeyLock(ctx context.Context, st *store.Store, fn func() error) func() error {
+	return func() error {
+		lctx, cancel := context.WithTimeout(ctx, rootKeyLockTTL+30*time.Second)
+		defer cancel()
+		release, err := st.AcquireLock(lctx, "hsm-root-key", rootKeyLockTTL)
+		if err != nil {
+			return err
+		}
+		defer release()
+		return fn()
+	}
 }
 
 // startJobs starts the maintenance scheduler on this replica. Every

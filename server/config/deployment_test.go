@@ -3,8 +3,10 @@ package config_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"gorm.io/gorm"
@@ -76,5 +78,51 @@ func TestStartRefusesForeignRootKey(t *testing.T) {
 			t.Fatalf("B2 with its own root key id: %v", err)
 		}
 		b.Close()
+	})
+}
+
+// TestConcurrentStartsMakeOneRootKey starts three replicas at once on one
+// database and an empty token, all with create_root_key: they take the
+// root-key lock in the database in turn, so the token ends up with exactly
+// one root key (a duplicate would make every wrap fail with
+// ErrDuplicateKey) and one owner.
+func TestConcurrentStartsMakeOneRootKey(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, db *gorm.DB) {
+		tok := softhsmtest.New(t)
+		dir := t.TempDir()
+		pinFile := filepath.Join(dir, "pin")
+		if err := os.WriteFile(pinFile, []byte(tok.PIN), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		apps := make([]*config.App, 3)
+		errs := make([]error, 3)
+		var wg sync.WaitGroup
+		for i := range apps {
+			wg.Go(func() {
+				c := config.Defaults()
+				c.DataDir = filepath.Join(dir, fmt.Sprint(i))
+				c.ReplicaID = fmt.Sprintf("replica-%d", i)
+				c.Jobs.Enabled = false
+				c.HSM = config.HSMConfig{Backend: "pkcs11", Module: tok.ModulePath, TokenLabel: tok.TokenLabel,
+					PINEnv: "KMSD_TEST_UNSET_PIN_VAR", PINFile: pinFile, CreateRootKey: true, PoolSize: 2}
+				apps[i], errs[i] = config.Open(ctx, c, config.Deps{DB: db}, nil)
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("replica %d: %v", i, err)
+			}
+			defer apps[i].Close()
+		}
+		for i, a := range apps {
+			if _, err := a.HSM.WrapKey(ctx, []byte("0123456789abcdef"), []byte("aad")); err != nil {
+				t.Fatalf("replica %d: wrap under the root key: %v", i, err)
+			}
+		}
+		if apps[0].KMS.DeploymentID() != apps[2].KMS.DeploymentID() {
+			t.Fatal("replicas of one database disagree on the deployment id")
+		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -96,4 +97,47 @@ func completeIntents(tx *gorm.DB, versions ...KeyVersion) error {
 		return nil
 	}
 	return tx.Where("object_id IN ?", ids).Delete(&HSMIntent{}).Error
+}
+
+// Lock is a named lease row (table kms_locks) that serialises a start-up
+// step across replicas on every dialect: the first insert wins, an expired
+// lease can be taken over.
+type Lock struct {
+	Name      string `gorm:"primaryKey;size:64"`
+	Holder    string `gorm:"size:64;not null"`
+	ExpiresAt time.Time
+}
+
+// TableName implements gorm's Tabler.
+func (Lock) TableName() string { return "kms_locks" }
+
+// AcquireLock takes the lease name for ttl, waiting (polling) while another
+// holder has it, until ctx ends. Call the returned release when done.
+func (s *Store) AcquireLock(ctx context.Context, name string, ttl time.Duration) (release func(), err error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	holder := hex.EncodeToString(b[:])
+	for {
+		now := time.Now().UTC()
+		err := s.with(ctx).Create(&Lock{Name: name, Holder: holder, ExpiresAt: now.Add(ttl)}).Error
+		if err == nil {
+			return func() {
+				_ = s.db.Where("name = ? AND holder = ?", name, holder).Delete(&Lock{}).Error
+			}, nil
+		}
+		if !isDuplicate(err) {
+			return nil, err
+		}
+		// Held: take it over only when expired (a crashed holder).
+		_ = s.with(ctx).Where("name = ? AND expires_at < ?", name, now).Delete(&Lock{}).Error
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("store: lock %s: %w", name, ctx.Err())
+		case <-t.C:
+		}
+	}
 }

@@ -13,6 +13,7 @@ func Migrations() []migrate.Step {
 	return []migrate.Step{
 		{ID: "store/0001_init", Up: up0001},
 		{ID: "store/0002_deployment_hsm_intents", Up: up0002},
+		{ID: "store/0003_locks", Up: up0003},
 	}
 }
 
@@ -110,4 +111,19 @@ func up0002(tx *gorm.DB) error {
 		}
 	}
 	return nil
+}
+
+type m0003Lock struct {
+	Name      string `gorm:"primaryKey;size:64"`
+	Holder    string `gorm:"size:64;not null"`
+	ExpiresAt time.Time
+}
+
+func (m0003Lock) TableName() string { return "kms_locks" }
+
+func up0003(tx *gorm.DB) error {
+	if tx.Migrator().HasTable(&m0003Lock{}) {
+		return nil
+	}
+	return tx.Migrator().CreateTable(&m0003Lock{})
 }
