@@ -216,3 +216,28 @@ type exportV2 struct {
 }
 
 func (exportV2) TableName() string { return "kms_audit_exports" }
+
+// Probe proves that an audit record could be written now: it inserts a
+// probe row in a transaction and rolls it back. A database that is down,
+// read-only, or rejects audit inserts (a trigger, a constraint, a full
+// disk) fails it with an error wrapping ErrUnavailable. Used by readiness
+// checks; it leaves nothing behind.
+func Probe(ctx context.Context, db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	tx, err := sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer tx.Rollback()
+	c := insertSQLs{dialect: db.Dialector.Name()}
+	hash := strings.Repeat("0", hashHexLength)
+	_, err = tx.ExecContext(ctx, c.get(1), "~probe", int64(-1), time.Now().UnixMicro(), "", "kms:Probe", "", int64(0),
+		ResultOK, "", "", "", "", "", hash)
+	if err != nil {
+		return fmt.Errorf("%w: probe insert: %v", ErrUnavailable, err)
+	}
+	return nil
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -179,17 +180,8 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 		AccessKeys: httpapi.AuthAdapter{S: a.Auth},
 		Audit: &httpapi.AuditAdapter{Logger: a.Audit, DB: a.DB, ChainKey: append([]byte(nil), chainKey...), Reason: kms.ReasonCode,
 			Anchors: anchors},
-		Auth: httpapi.AuthAdapter{S: a.Auth},
-		Ready: func(ctx context.Context) error {
-			sqlDB, err := db.DB()
-			if err != nil {
-				return err
-			}
-			if err := sqlDB.PingContext(ctx); err != nil {
-				return fmt.Errorf("database: %w", err)
-			}
-			return backend.Health(ctx)
-		},
+		Auth:              httpapi.AuthAdapter{S: a.Auth},
+		Ready:             readiness(db, backend),
 		HSMStats:          backend.Stats,
 		Logger:            log,
 		Registry:          a.Registry,
@@ -225,6 +217,55 @@ func withRootKeyLock(ctx context.Context, st *store.Store, fn func() error) func
 		}
 		defer release()
 		return fn()
+	}
+}
+
+// readyCacheTTL is how long a readiness result is reused: the probes are
+// real operations (an HSM wrap under the root key, an audit insert rolled
+// back), so a busy /readyz must not turn into load.
+const readyCacheTTL = time.Second
+
+// readiness returns the /readyz check: the HSM token and root key answer a
+// real wrap, and an audit record could be written now (audit.Probe). The
+// result is cached for readyCacheTTL.
+func readiness(db *gorm.DB, backend hsm.Backend) func(context.Context) error {
+	var mu sync.Mutex
+	var at time.Time
+	var last error
+	return func(ctx context.Context) error {
+		// The cheap checks run every time; the real operations are cached.
+		sqlDB, err := db.DB()
+		if err != nil {
+			return err
+		}
+		if err := sqlDB.PingContext(ctx); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+		if err := backend.Health(ctx); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !at.IsZero() && time.Since(at) < readyCacheTTL {
+			return last
+		}
+		last = func() error {
+			w, err := backend.WrapKey(ctx, make([]byte, 16), []byte("kmsgo/readyz"))
+			if err != nil {
+				return fmt.Errorf("hsm: %w", err)
+			}
+			if k, err := backend.UnwrapKey(ctx, w, []byte("kmsgo/readyz")); err != nil {
+				return fmt.Errorf("hsm: %w", err)
+			} else {
+				hsm.Zero(k)
+			}
+			if err := audit.Probe(ctx, db); err != nil {
+				return fmt.Errorf("audit: %w", err)
+			}
+			return nil
+		}()
+		at = time.Now()
+		return last
 	}
 }
 

@@ -34,6 +34,7 @@ const (
 	CodeTooManyRequests   = "TooManyRequests"
 	CodeInternal          = "Internal"
 	CodeHSMUnavailable    = "HSMUnavailable"
+	CodeAuditUnavailable  = "AuditUnavailable"
 )
 
 // codeStatus maps every code to its HTTP status.
@@ -49,4 +50,5 @@ var codeStatus = map[string]int{
 	CodeTooManyRequests:   http.StatusTooManyRequests,
 	CodeInternal:          http.StatusInternalServerError,
 	CodeHSMUnavailable:    http.StatusServiceUnavailable,
+	CodeAuditUnavailable:  http.StatusServiceUnavailable,
 }

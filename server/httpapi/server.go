@@ -215,7 +215,7 @@ func (s *Server) writeError(c *gin.Context, code, msg string) {
 		code, status = CodeInternal, http.StatusInternalServerError
 	}
 	c.Set(ctxCode, code)
-	if code == CodeHSMUnavailable || code == CodeTooManyRequests {
+	if code == CodeHSMUnavailable || code == CodeTooManyRequests || code == CodeAuditUnavailable {
 		c.Header("Retry-After", "1")
 	}
 	b, _ := json.Marshal(errorBody{Error: apiError{Code: code, Message: msg, RequestID: c.GetString(ctxRequestID)}})
@@ -247,7 +247,7 @@ func classify(err error) (code, msg string) {
 	case errors.Is(err, hsm.ErrUnavailable):
 		return CodeHSMUnavailable, "the HSM is unavailable, retry later"
 	case errors.Is(err, ErrAuditUnavailable):
-		return CodeInternal, "the audit log is unavailable"
+		return CodeAuditUnavailable, "the audit log is unavailable, retry later"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return CodeHSMUnavailable, "the request timed out"
 	default:

@@ -155,7 +155,7 @@ func (s *Service) seal(ctx context.Context, k *store.Key, v *store.KeyVersion, p
 	if k.ProtectionLevel == store.ProtectionHSM {
 		out, err := s.hsm.Encrypt(ctx, v.HSMObjectID, plaintext, aad)
 		if err != nil {
-			return nil, nil, fmt.Errorf("kms: HSM encrypt: %w", err)
+			return nil, nil, fmt.Errorf("kms: HSM encrypt: %w", objectLost(err))
 		}
 		p, err := hsm.ParseSealed(out)
 		if err != nil || len(p.IV) != ciphertext.IVSize {
@@ -181,6 +181,17 @@ func (s *Service) seal(ctx context.Context, k *store.Key, v *store.KeyVersion, p
 	return out[:ciphertext.IVSize], sealed, nil
 }
 
+// objectLost turns a missing HSM object of a live version into "HSM
+// unavailable": the database says the object exists, so its absence is a
+// lost or swapped token (503 from the first request), not a client error
+// or a server bug.
+func objectLost(err error) error {
+	if errors.Is(err, hsm.ErrKeyNotFound) && !errors.Is(err, hsm.ErrUnavailable) {
+		return fmt.Errorf("%w: key object missing from the HSM: %w", hsm.ErrUnavailable, err)
+	}
+	return err
+}
+
 // errAuth marks an authentication failure in open.
 var errAuth = errors.New("kms: authentication failed")
 
@@ -192,7 +203,7 @@ func (s *Service) open(ctx context.Context, k *store.Key, v *store.KeyVersion, i
 			return nil, errAuth
 		}
 		if err != nil {
-			return nil, fmt.Errorf("kms: HSM decrypt: %w", err)
+			return nil, fmt.Errorf("kms: HSM decrypt: %w", objectLost(err))
 		}
 		return pt, nil
 	}
