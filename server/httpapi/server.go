@@ -234,6 +234,8 @@ func classify(err error) (code, msg string) {
 		return CodeAccessDenied, "not allowed by policy"
 	case errors.Is(err, ErrPayloadTooLarge):
 		return CodePayloadTooLarge, "request body too large"
+	case errors.Is(err, ErrUnsupportedMediaType):
+		return CodeUnsupportedMediaType, "Content-Type must be application/json"
 	case errors.Is(err, ErrValidation):
 		return CodeValidation, err.Error()
 	case errors.Is(err, ErrNotFound):
@@ -308,7 +310,12 @@ outer:
 
 // decode parses the body as strict JSON into v: unknown fields, wrong types,
 // bad base64 and trailing data are ErrValidation. An empty body is {}.
-func (rc *reqCtx) decode(v any) error { return decodeStrict(rc.body, v) }
+func (rc *reqCtx) decode(v any) error {
+	if len(bytes.TrimSpace(rc.body)) > 0 && !isJSONContentType(rc.c.GetHeader("Content-Type")) {
+		return fmt.Errorf("%w: Content-Type must be application/json", ErrUnsupportedMediaType)
+	}
+	return decodeStrict(rc.body, v)
+}
 
 func decodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
