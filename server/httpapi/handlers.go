@@ -15,6 +15,10 @@ import (
 // it and authorizes action on the key's resources.
 func (rc *reqCtx) keyParam(action string) (KeyRef, error) {
 	id := rc.c.Param("id")
+	if err := checkIDParam("key id", id); err != nil {
+		rc.resources = appendUnique(rc.resources, "key/"+sanitize(id, 64))
+		return KeyRef{}, err
+	}
 	if id == "" || strings.HasPrefix(id, "alias/") {
 		return KeyRef{}, fmt.Errorf("%w: path takes a key id; resolve aliases with GET /v1/aliases/:name", ErrValidation)
 	}
@@ -552,8 +556,9 @@ func (s *Server) listAccessKeys(rc *reqCtx) (int, any, error) {
 
 func (rc *reqCtx) accessKeyParam() (string, error) {
 	id := rc.c.Param("id")
-	if id == "" {
-		return "", fmt.Errorf("%w: access key id is required", ErrValidation)
+	if err := checkIDParam("access key id", id); err != nil {
+		rc.resources = appendUnique(rc.resources, "access-key/"+sanitize(id, 64))
+		return "", err
 	}
 	rc.resources = appendUnique(rc.resources, "access-key/"+id)
 	return id, rc.authorize(rc.action)

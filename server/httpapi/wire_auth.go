@@ -172,17 +172,17 @@ func truncUTF8(s string, n int) string {
 // Append implements AuditLog.
 func (a *AuditAdapter) Append(ctx context.Context, ev AuditEvent) error {
 	r := audit.Record{
-		Time: ev.Time, AccessKeyID: ev.AccessKeyID, Action: ev.Action, KeyID: ev.KeyID,
+		Time: ev.Time, AccessKeyID: sanitize(ev.AccessKeyID, 128), Action: ev.Action, KeyID: sanitize(ev.KeyID, 191),
 		KeyVersion: ev.KeyVersion, Result: audit.ResultOK, ReasonCode: ev.ErrorCode,
-		RequestID: ev.RequestID, SourceAddr: truncUTF8(ev.SourceIP, 128),
+		RequestID: ev.RequestID, SourceAddr: sanitize(ev.SourceIP, 128),
 		Details: map[string]string{
-			"method": ev.Method,
-			"path":   truncUTF8(strings.ToValidUTF8(ev.Path, "?"), 256),
+			"method": sanitize(ev.Method, 64),
+			"path":   sanitize(ev.Path, 256),
 			"status": strconv.Itoa(ev.Status),
 		},
 	}
 	if len(ev.Resources) > 0 {
-		r.Details["resources"] = truncUTF8(strings.ToValidUTF8(strings.Join(ev.Resources, ","), "?"), 256)
+		r.Details["resources"] = sanitize(strings.Join(ev.Resources, ","), 256)
 	}
 	if ev.ErrorCode != "" {
 		r.Result = audit.ResultError
