@@ -72,6 +72,7 @@ type Options struct {
 
 // Server is the kmsd HTTP handler.
 type Server struct {
+	authLim authAuditLimiter // rate limit of audited authentication failures
 	opts    Options
 	engine  *gin.Engine
 	log     *slog.Logger
@@ -395,6 +396,7 @@ func (s *Server) wrap(r route) gin.HandlerFunc {
 				code, msg = CodeInternal, "internal error"
 			}
 			s.log.Info("authentication failed", "request_id", c.GetString(ctxRequestID), "reason", err.Error())
+			s.auditAuthFailure(c, code, err)
 			s.writeError(c, code, msg)
 			return
 		}
