@@ -26,6 +26,10 @@ var (
 
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("hsm: backend closed")
+
+	// ErrForeignRootKey means the token's root key belongs to another
+	// deployment (see DeploymentBinder).
+	ErrForeignRootKey = errors.New("hsm: the root key belongs to another deployment")
 )
 
 type busyError struct{}

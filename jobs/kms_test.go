@@ -16,6 +16,7 @@ import (
 	"github.com/kmsgo/kmsgo/jobs"
 	"github.com/kmsgo/kmsgo/server/dbtest"
 	"github.com/kmsgo/kmsgo/server/kms"
+	"github.com/kmsgo/kmsgo/server/store"
 )
 
 // auditSink records the Audit hook's calls.
@@ -43,6 +44,7 @@ func (a *auditSink) results() []jobs.Result {
 func TestMaintenanceOnRealKMS(t *testing.T) {
 	type fixture struct {
 		svc   *kms.Service
+		db    *gorm.DB
 		hsm   *devhsm.Backend
 		clock *fakeClock
 		keyID string
@@ -86,23 +88,34 @@ func TestMaintenanceOnRealKMS(t *testing.T) {
 			},
 		},
 		{
-			name: "orphaned HSM object past its grace: removed, live version kept",
+			name: "orphaned HSM object past its grace: removed, live version and unrecorded object kept",
 			job:  jobs.JobCleanupOrphans,
 			setup: func(t *testing.T, f *fixture) {
-				// What a rotation that crashed after creating its HSM object leaves.
-				id := fmt.Sprintf("%s%s-v2-t%x-0badc0de", kms.HSMObjectPrefix, f.keyID, f.clock.Now().Unix())
-				if err := f.hsm.GenerateKey(context.Background(), id, 256); err != nil {
+				// What a rotation that crashed after creating its HSM object
+				// leaves: an intent row and the object, never committed.
+				ctx := context.Background()
+				id := fmt.Sprintf("%s%s-v2-t%x-0badc0de.%s", kms.HSMObjectPrefix, f.keyID, f.clock.Now().Unix(), f.svc.DeploymentID())
+				if err := store.New(f.db).RecordHSMIntent(ctx, &store.HSMIntent{ObjectID: id, KeyID: f.keyID, Version: 2, CreatedAt: f.clock.Now()}); err != nil {
 					t.Fatal(err)
 				}
-				if ids := hsmObjects(t, f.hsm); len(ids) != 2 {
+				if err := f.hsm.GenerateKey(ctx, id, 256); err != nil {
+					t.Fatal(err)
+				}
+				// An object this deployment never recorded (another
+				// deployment's on a shared token) is never touched.
+				foreign := fmt.Sprintf("%sforeign-v1-t%x-0badc0de.0000000000000000", kms.HSMObjectPrefix, f.clock.Now().Unix())
+				if err := f.hsm.GenerateKey(ctx, foreign, 256); err != nil {
+					t.Fatal(err)
+				}
+				if ids := hsmObjects(t, f.hsm); len(ids) != 3 {
 					t.Fatalf("HSM objects before cleanup: %v", ids)
 				}
 			},
 			advance: kms.DefaultOrphanGrace + time.Minute,
 			check: func(t *testing.T, f *fixture) {
 				ids := hsmObjects(t, f.hsm)
-				if len(ids) != 1 || strings.Contains(ids[0], "-v2-") {
-					t.Fatalf("HSM objects after cleanup: %v, want only the live v1", ids)
+				if len(ids) != 2 || strings.Contains(ids[0]+ids[1], "-v2-") || !strings.Contains(ids[0]+ids[1], "foreign") {
+					t.Fatalf("HSM objects after cleanup: %v, want the live v1 and the unrecorded object", ids)
 				}
 				dec, err := f.svc.Decrypt(context.Background(), kms.DecryptInput{CiphertextBlob: f.blob})
 				if err != nil || string(dec.Plaintext) != "secret" {
@@ -154,7 +167,7 @@ func TestMaintenanceOnRealKMS(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				f := &fixture{svc: svc, hsm: backend, clock: clock, keyID: key.KeyID, blob: enc.CiphertextBlob}
+				f := &fixture{svc: svc, db: db, hsm: backend, clock: clock, keyID: key.KeyID, blob: enc.CiphertextBlob}
 				tc.setup(t, f)
 
 				reg := prometheus.NewRegistry()

@@ -6,11 +6,15 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kmsgo/kmsgo/server/audit"
+	"github.com/kmsgo/kmsgo/server/config"
 	"github.com/kmsgo/kmsgo/server/kmstest"
 )
 
@@ -315,4 +319,125 @@ func TestConfigureFromFileUsesEndpoint(t *testing.T) {
 		t.Fatalf("configure did not take the endpoint: %s", out)
 	}
 	c.ok("", "keys", "create", "--alias", "alias/reached")
+}
+
+// TestAuditVerifyAnchors saves the heads that verify reports as an anchor
+// file, truncates the chain's tail in the database, and checks that plain
+// verify cannot tell while verify --anchors FILE reports the truncation
+// and exits 2.
+func TestAuditVerifyAnchors(t *testing.T) {
+	srv, c := configured(t)
+	// A second replica on the same database writes a chain and stops:
+	// its tail is what gets truncated.
+	b := kmstest.Start(t, kmstest.WithDB(srv.App.DB), kmstest.WithHSM(srv.App.HSM), kmstest.WithConfig(func(cfg *config.Config) {
+		cfg.ReplicaID = "replica-b"
+		cfg.Jobs.Enabled = false
+		cfg.Audit.ChainKeyFile = filepath.Join(srv.App.Config.DataDir, "audit-chain.key")
+	}))
+	for range 3 {
+		if code, body := b.Do(t, "GET", "/v1/keys", nil); code != 200 {
+			t.Fatalf("list keys on replica b: %d %s", code, body)
+		}
+	}
+	b.HTTP.Close()
+	if err := b.App.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		OK    bool `json:"ok"`
+		Heads []struct {
+			Replica string `json:"replica"`
+			Seq     int64  `json:"seq"`
+			Hash    string `json:"hash"`
+		} `json:"heads"`
+	}
+	c.json(&res, "audit", "verify")
+	if !res.OK || len(res.Heads) == 0 || res.Heads[len(res.Heads)-1].Replica != "replica-b" || res.Heads[len(res.Heads)-1].Seq != 3 {
+		t.Fatalf("verify: %+v", res)
+	}
+	var lines []string
+	for _, h := range res.Heads {
+		b, _ := json.Marshal(h)
+		lines = append(lines, string(b))
+	}
+	anchors := filepath.Join(t.TempDir(), "anchors.jsonl")
+	if err := os.WriteFile(anchors, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.ok("", "audit", "verify", "--anchors", anchors); !strings.Contains(out, "OK") || !strings.Contains(out, fmt.Sprintf("%d anchors", len(res.Heads))) {
+		t.Fatalf("verify --anchors before truncation:\n%s", out)
+	}
+	if err := srv.App.DB.Exec("DELETE FROM kms_audit_records WHERE replica_id = ? AND seq >= ?", "replica-b", 2).Error; err != nil {
+		t.Fatal(err)
+	}
+	if out := c.ok("", "audit", "verify"); !strings.Contains(out, "OK") {
+		t.Fatalf("verify without anchors after truncation (undetectable there):\n%s", out)
+	}
+	code, out, errs := c.run("", "audit", "verify", "--anchors", anchors)
+	if code != 2 || !strings.Contains(out, "anchor_mismatch") || !strings.Contains(errs, "broken") {
+		t.Fatalf("verify --anchors after truncation: exit %d\n%s\n%s", code, out, errs)
+	}
+	c.fail(1, "", "", "audit", "verify", "--anchors", filepath.Join(t.TempDir(), "missing"))
+}
+
+// TestAuditExportAndRetention exports every chain as sealed segment files,
+// checks each file verifies offline under the chain key, lets retention
+// delete the exported records, and checks the chains still verify across
+// the boundary; a second export writes only the new records.
+func TestAuditExportAndRetention(t *testing.T) {
+	srv, c := configured(t)
+	for range 5 {
+		c.ok("", "keys", "list")
+	}
+	dir := filepath.Join(t.TempDir(), "export")
+	out := c.ok("", "audit", "export", "--dir", dir, "--limit", "2")
+	if !strings.Contains(out, "exported") {
+		t.Fatalf("export:\n%s", out)
+	}
+	key, err := config.LoadOrCreateChainKey(filepath.Join(srv.App.Config.DataDir, "audit-chain.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	if len(files) < 3 {
+		t.Fatalf("segment files: %v", files)
+	}
+	var exported int64
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", f, st, err)
+		}
+		r, _ := os.Open(f)
+		seg, err := audit.ReadSegment(r)
+		r.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if err := audit.CheckSegment(key, seg); err != nil {
+			t.Fatalf("%s does not verify: %v", f, err)
+		}
+		exported += seg.Seal.Count
+	}
+	n, err := audit.DeleteExported(context.Background(), srv.App.DB, key, time.Now().Add(time.Minute))
+	if err != nil || n == 0 || n > exported {
+		t.Fatalf("retention deleted %d of %d exported: %v", n, exported, err)
+	}
+	if out := c.ok("", "audit", "verify", "--timeout", "2m"); !strings.Contains(out, "OK") {
+		t.Fatalf("verify after retention:\n%s", out)
+	}
+	out = c.ok("", "audit", "export", "--dir", dir)
+	if !strings.Contains(out, "exported") || strings.Contains(out, "-1-") {
+		t.Fatalf("second export:\n%s", out)
+	}
+	// A resumed verification starts from the last intact one.
+	var v struct {
+		OK          bool              `json:"ok"`
+		ResumedFrom []json.RawMessage `json:"resumed_from"`
+	}
+	c.json(&v, "audit", "verify", "--resume")
+	c.json(&v, "audit", "verify", "--resume")
+	if !v.OK || len(v.ResumedFrom) != 1 {
+		t.Fatalf("resumed verify: %+v", v)
+	}
 }

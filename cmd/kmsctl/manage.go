@@ -1,17 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kmsgo/kmsgo/server/audit"
 	"github.com/kmsgo/kmsgo/starter/kmsclient"
 )
 
@@ -276,18 +279,41 @@ func (a *app) auditCmd() *cobra.Command {
 	list.Flags().StringVar(&after, "after", "", "continue after this cursor")
 	list.Flags().BoolVar(&all, "all", false, "follow pages until the end")
 
+	var anchorsFile string
+	var resume bool
 	verify := &cobra.Command{
 		Use:   "verify",
 		Short: "Verify the audit hash chains; exits with status 2 at the first broken link",
-		Args:  cobra.NoArgs,
+		Long: "Verify the audit hash chains. With --anchors, also check them against saved anchors\n" +
+			"(a copy of a replica's audit-anchors.jsonl, or of its \"audit anchor\" log lines as JSON):\n" +
+			"an anchored record that is gone or changed, a truncated tail for instance, breaks the chain.",
+		Args: cobra.NoArgs,
 		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, _ []string) error {
-			res, err := c.VerifyAudit(cmd.Context())
+			var anchors []kmsclient.AuditHead
+			if anchorsFile != "" {
+				f, err := os.Open(anchorsFile)
+				if err != nil {
+					return err
+				}
+				as, err := audit.ReadAnchors(f)
+				f.Close()
+				if err != nil {
+					return err
+				}
+				for _, h := range audit.LatestHeads(as) {
+					anchors = append(anchors, kmsclient.AuditHead{Replica: h.ReplicaID, Seq: h.Seq, Hash: h.Hash})
+				}
+			}
+			res, err := c.VerifyAuditWith(cmd.Context(), kmsclient.VerifyAuditInput{Anchors: anchors, Resume: resume})
 			if err != nil {
 				return err
 			}
 			if err := a.emit(cmd.OutOrStdout(), res, func(tw *tabwriter.Writer) {
 				if res.OK {
-					fmt.Fprintf(tw, "OK: %d records verified, chains intact\n", res.Checked)
+					fmt.Fprintf(tw, "OK: %d records verified, chains intact (%d anchors checked)\n", res.Checked, len(anchors))
+					for _, h := range res.Heads {
+						fmt.Fprintf(tw, "Head:\treplica %s, seq %d, hash %s\n", h.Replica, h.Seq, h.Hash)
+					}
 					return
 				}
 				fmt.Fprintf(tw, "BROKEN after %d verified records\n", res.Checked)
@@ -307,6 +333,126 @@ func (a *app) auditCmd() *cobra.Command {
 			return nil
 		}),
 	}
-	au.AddCommand(list, verify)
+	verify.Flags().StringVar(&anchorsFile, "anchors", "", "file of saved anchors (JSON lines) to verify against")
+	verify.Flags().BoolVar(&resume, "resume", false, "start from the server's last intact verification instead of reading every record")
+	au.AddCommand(list, verify, a.auditExportCmd())
 	return au
+}
+
+func (a *app) auditExportCmd() *cobra.Command {
+	var dir string
+	var replicas []string
+	var limit int
+	var noMark bool
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Write sealed, verifiable segments of the audit chains to files and mark them exported",
+		Long: `Export the audit records not exported yet as sealed segment files in --dir, one file
+per segment (audit-<replica>-<first seq>-<last seq>.jsonl, mode 0600): the records as JSON lines,
+then a {"seal": ...} line signed by kmsd. The server verifies every record before it seals a
+segment. Each file is synced to disk before the segment is marked exported on the server; only
+exported records can be deleted by kmsd's audit.retention.`,
+		Args: cobra.NoArgs,
+		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, _ []string) error {
+			ctx := cmd.Context()
+			// Export up to the heads as of now: every request, this
+			// command's own included, adds records.
+			res, err := c.VerifyAuditWith(ctx, kmsclient.VerifyAuditInput{})
+			if err != nil {
+				return err
+			}
+			if !res.OK {
+				return &exitError{code: 2, err: errors.New("audit chain broken; not exporting (run kmsctl audit verify)")}
+			}
+			upTo := map[string]int64{}
+			for _, h := range res.Heads {
+				upTo[h.Replica] = h.Seq
+			}
+			if len(replicas) == 0 {
+				for _, h := range res.Heads {
+					replicas = append(replicas, h.Replica)
+				}
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			files, records := 0, int64(0)
+			for _, r := range replicas {
+				after := int64(-1)
+				for after < upTo[r] {
+					n := limit
+					if after >= 0 {
+						n = int(min(int64(limit), upTo[r]-after))
+					}
+					seg, err := c.ExportAudit(ctx, r, after, n)
+					if errors.Is(err, kmsclient.ErrNotFound) {
+						break
+					}
+					if err != nil {
+						return err
+					}
+					name := filepath.Join(dir, fmt.Sprintf("audit-%s-%d-%d.jsonl", safeName(r), seg.Seal.FirstSeq, seg.Seal.LastSeq))
+					if err := writeSegment(name, seg); err != nil {
+						return err
+					}
+					if !noMark {
+						if err := c.MarkAuditExported(ctx, seg.Seal); err != nil {
+							return err
+						}
+					}
+					files++
+					records += seg.Seal.Count
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%d records\n", name, seg.Seal.Count)
+					after = seg.Seal.LastSeq
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "exported %d records in %d segments\n", records, files)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "directory for the segment files (required)")
+	cmd.Flags().StringSliceVar(&replicas, "replica", nil, "replica chains to export (default: every chain)")
+	cmd.Flags().IntVar(&limit, "limit", 10000, "records per segment (at most 10000)")
+	cmd.Flags().BoolVar(&noMark, "no-mark", false, "write the files but do not mark the records exported")
+	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+// safeName keeps a replica id usable in a file name.
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || r == '.' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// writeSegment writes seg as a segment file (new, 0600) and syncs it.
+func writeSegment(name string, seg *kmsclient.AuditSegment) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	for _, r := range seg.Records {
+		buf.Write(r)
+		buf.WriteByte('\n')
+	}
+	seal, err := json.Marshal(map[string]any{"seal": seg.Seal})
+	if err != nil {
+		f.Close()
+		return err
+	}
+	buf.Write(seal)
+	buf.WriteByte('\n')
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

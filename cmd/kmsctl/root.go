@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +22,7 @@ type app struct {
 	region    string
 	credsFile string
 	output    string
+	timeout   time.Duration
 	client    *kmsclient.Client
 }
 
@@ -56,6 +58,7 @@ Quick start against a local "make run" server:
 	pf.StringVar(&a.region, "region", "", "SigV4 region (default from KMS_REGION, the profile, or \"local\")")
 	pf.StringVar(&a.credsFile, "credentials-file", "", "credentials file (default ~/.config/kmsgo/credentials)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	pf.DurationVar(&a.timeout, "timeout", kmsclient.DefaultTimeout, "how long to wait for each answer of kmsd (raise it for a long audit verify)")
 
 	root.AddCommand(a.configureCmd(), a.keysCmd(), a.encryptCmd(), a.decryptCmd(), a.datakeyCmd(),
 		a.encCmd(), a.accessKeysCmd(), a.auditCmd(), a.ormCmd(), a.fileCmd(), a.configCmd())
@@ -133,7 +136,7 @@ func (a *app) clientFor() (*kmsclient.Client, error) {
 		return nil, err
 	}
 	c, err := kmsclient.New(kmsclient.Config{Endpoint: p.Endpoint, AccessKeyID: p.AccessKeyID,
-		SecretAccessKey: p.SecretAccessKey, Region: p.Region, UserAgent: "kmsctl"})
+		SecretAccessKey: p.SecretAccessKey, Region: p.Region, UserAgent: "kmsctl", Timeout: a.timeout})
 	if err != nil {
 		return nil, err
 	}

@@ -100,6 +100,12 @@ func Open(cfg Config) (*Backend, error) {
 	b.available.Store(true)
 	b.wg.Add(1)
 	go b.recoverLoop()
+	if cfg.Deployment != "" {
+		if err := b.BindDeployment(context.Background(), cfg.Deployment, cfg.AllowForeignRootKey); err != nil {
+			_ = b.Close()
+			return nil, err
+		}
+	}
 	return b, nil
 }
 

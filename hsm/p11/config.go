@@ -40,6 +40,12 @@ type Config struct {
 	// has none. Without it a missing root key fails Open with
 	// ErrRootKeyMissing.
 	CreateRootKey bool
+	// Deployment, when set, makes Open call BindDeployment: the root key is
+	// recorded as this deployment's, and a root key of another deployment
+	// is refused unless AllowForeignRootKey is set. kmsd leaves it empty
+	// and binds once its database told it the deployment id.
+	Deployment          string
+	AllowForeignRootKey bool
 	// Logger receives fault and recovery events (never key material).
 	// Default: slog.Default().
 	Logger *slog.Logger

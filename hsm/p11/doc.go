@@ -35,5 +35,12 @@
 // path shares one initialised module, and a re-initialise by one Backend
 // makes the others reopen their sessions too.
 //
+// Deployments sharing a token: BindDeployment (called by Open when
+// Config.Deployment is set, and by kmsd once its database named the
+// deployment) records the owner of the root key in a CKO_DATA object
+// (CKA_APPLICATION "kmsgo", CKA_LABEL "kmsgo-owner:<root key id>") and
+// refuses a root key owned by another deployment with hsm.ErrForeignRootKey
+// unless told otherwise.
+//
 // For tests, package softhsmtest creates throwaway SoftHSM2 tokens.
 package p11

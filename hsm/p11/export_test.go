@@ -70,3 +70,24 @@ func HoldSession(b *Backend) (release func(), err error) {
 		return nil, err
 	}
 }
+
+// BoolAttr reads a boolean attribute of key id.
+func BoolAttr(b *Backend, id string, attr uint) (bool, error) {
+	var v bool
+	err := b.with(context.Background(), "test attr", func(s pkcs11.SessionHandle) error {
+		h, err := b.findKey(s, id)
+		if err != nil {
+			return err
+		}
+		attrs, err := b.mod.ctx.GetAttributeValue(s, h, []*pkcs11.Attribute{pkcs11.NewAttribute(attr, nil)})
+		if err != nil {
+			return err
+		}
+		if len(attrs) != 1 || len(attrs[0].Value) != 1 {
+			return fmt.Errorf("attribute %#x: %v", attr, attrs)
+		}
+		v = attrs[0].Value[0] != 0
+		return nil
+	})
+	return v, err
+}

@@ -136,10 +136,34 @@ func handleInvalid(err error) bool {
 	return hasCode(err, pkcs11.CKR_KEY_HANDLE_INVALID) || hasCode(err, pkcs11.CKR_OBJECT_HANDLE_INVALID)
 }
 
+// lockedAttrs make a key object unmodifiable and uncopyable, so that
+// neither its attributes (CKA_SENSITIVE, usage flags, label) can be changed
+// nor a copy with other attributes made with C_CopyObject. Tokens that do
+// not know them get the key without (see withLocked).
+func lockedAttrs() []*pkcs11.Attribute {
+	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_COPYABLE, false),
+	}
+}
+
+// withLocked runs mk with the lockedAttrs added to tmpl, and once more
+// without them if the token rejects them as a template problem.
+func withLocked(tmpl []*pkcs11.Attribute, mk func([]*pkcs11.Attribute) (pkcs11.ObjectHandle, error)) (pkcs11.ObjectHandle, error) {
+	h, err := mk(append(append([]*pkcs11.Attribute(nil), tmpl...), lockedAttrs()...))
+	if hasCode(err, pkcs11.CKR_ATTRIBUTE_TYPE_INVALID) || hasCode(err, pkcs11.CKR_ATTRIBUTE_VALUE_INVALID) ||
+		hasCode(err, pkcs11.CKR_TEMPLATE_INCONSISTENT) || hasCode(err, pkcs11.CKR_ATTRIBUTE_READ_ONLY) {
+		return mk(tmpl)
+	}
+	return h, err
+}
+
 func (b *Backend) generate(s pkcs11.SessionHandle, id string, bits int) (pkcs11.ObjectHandle, error) {
 	tmpl := append(keyTemplate(id), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, bits/8))
 	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}
-	return b.mod.ctx.GenerateKey(s, mech, tmpl)
+	return withLocked(tmpl, func(t []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
+		return b.mod.ctx.GenerateKey(s, mech, t)
+	})
 }
 
 // GenerateKey creates a persistent, sensitive, non-extractable AES key of
@@ -170,7 +194,9 @@ func (b *Backend) ImportKey(ctx context.Context, id string, material []byte) err
 		copy(value, material)
 		defer hsm.Zero(value)
 		tmpl := append(keyTemplate(id), pkcs11.NewAttribute(pkcs11.CKA_VALUE, value))
-		return b.mod.ctx.CreateObject(s, tmpl)
+		return withLocked(tmpl, func(t []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
+			return b.mod.ctx.CreateObject(s, t)
+		})
 	})
 }
 

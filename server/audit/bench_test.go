@@ -86,6 +86,33 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/record")
+			b.ReportMetric(float64(n)/(float64(b.Elapsed().Seconds())/float64(b.N)), "records/s")
+			var avg float64
+			if err := db.Raw("SELECT AVG(LENGTH(replica_id)+LENGTH(access_key_id)+LENGTH(action)+LENGTH(key_id)+LENGTH(result)+" +
+				"LENGTH(reason_code)+LENGTH(request_id)+LENGTH(source_addr)+LENGTH(details)+LENGTH(prev_hash)+LENGTH(hash)+24) FROM kms_audit_records").Scan(&avg).Error; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(avg, "payload-bytes/record")
+			if d == dbtest.SQLite {
+				var pages, size int64
+				db.Raw("PRAGMA page_count").Scan(&pages)
+				db.Raw("PRAGMA page_size").Scan(&size)
+				b.ReportMetric(float64(pages*size)/n, "db-bytes/record")
+			}
+			// Resuming from the heads of this verification reads only new records.
+			rep := verify(b, db)
+			l := newLogger(b, db, audit.Config{ReplicaID: "kmsd-0"})
+			for i := range 1000 {
+				if err := l.Append(context.Background(), sample(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			t0 := time.Now()
+			res, err := audit.VerifyWith(context.Background(), db, testKey, audit.VerifyOptions{From: rep.Heads})
+			if err != nil || !res.OK || res.Checked != 1000 {
+				b.Fatalf("resumed verify: %+v, %v", res, err)
+			}
+			b.ReportMetric(float64(time.Since(t0).Microseconds())/1000, "ms/resumed-verify-of-1000-new")
 		})
 	}
 }

@@ -22,9 +22,18 @@
 // Sensitive values (encryption context values, for example) must never be
 // stored as such: put HMACValue(key, value) into Record.Details instead.
 //
-// Limitation: deleting the newest records of a chain (truncating its tail)
-// leaves a valid, shorter chain. Detecting that needs an external anchor:
-// record Logger.Head() or Report.Heads somewhere the database's writers
-// cannot change (a ticket, a log shipper, a WORM bucket) and pass them back
-// to Verify, which then reports any anchored record that is gone or changed.
+// Tail truncation: deleting the newest records of a chain (or a whole
+// chain) leaves a valid, shorter chain, so the chain alone cannot show it.
+// Anchors close that gap: with Config.Anchors the Logger writes a signed
+// Anchor (replica, seq, hash, time, HMAC under a subkey of the chain key)
+// of its head every Config.AnchorInterval while the chain grows and at
+// Close, to an AnchorFile (0600, fsynced) and its log. NewLogger refuses to
+// resume a chain that ends below, or differs from, its last anchor
+// (ErrBelowAnchor), so freed seqs are never reused; Verify, given the
+// anchors' heads, reports an anchored record that is gone or changed
+// (ReasonAnchor). The bound: only the records written after the last
+// anchor, at most AnchorInterval's worth (none after a clean Close), can be
+// deleted without detection; copy anchors off the machine (the log lines
+// are meant for a log shipper) to protect them from whoever can edit the
+// data directory.
 package audit

@@ -3,8 +3,10 @@ package audit
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"runtime"
 	"sync"
@@ -26,6 +28,23 @@ type Config struct {
 	MaxBatch int
 	// WriteTimeout bounds one batch's transaction (default 10s).
 	WriteTimeout time.Duration
+
+	// Anchors, when set, receives a signed anchor of this replica's chain
+	// head every AnchorInterval while the chain grows, and once more at
+	// Close; each anchor is also logged to AnchorLog. NewLogger refuses to
+	// resume a chain that ends below (or differs from) this replica's last
+	// anchor with ErrBelowAnchor, unless AllowBelowAnchor is set. Records
+	// written after the last anchor are the only ones that can be removed
+	// from the database without Verify noticing (given the anchors): at
+	// most AnchorInterval's worth, and none after a clean Close.
+	Anchors *AnchorFile
+	// AnchorInterval is how often a grown head is anchored (default 10s).
+	AnchorInterval time.Duration
+	// AnchorLog receives one Info line per anchor (default: none).
+	AnchorLog *slog.Logger
+	// AllowBelowAnchor lets NewLogger resume a chain below its last anchor
+	// (after restoring a database backup on purpose); it is logged.
+	AllowBelowAnchor bool
 }
 
 // Head identifies the newest record of one replica's chain. Stored outside
@@ -67,6 +86,13 @@ type Logger struct {
 
 	statMu sync.Mutex
 	stats  Stats
+
+	anchorKey  []byte        // derived anchor-signing subkey (nil without Anchors)
+	sealKey    []byte        // derived export-seal subkey
+	anchored   int64         // highest seq anchored so far (anchor goroutine)
+	anchorStop chan struct{} // closed by Close to stop the anchor goroutine
+	anchorDone chan struct{}
+	stopOnce   sync.Once
 }
 
 type pending struct {
@@ -93,22 +119,139 @@ func NewLogger(db *gorm.DB, cfg Config) (*Logger, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
 	}
+	if cfg.AnchorInterval <= 0 {
+		cfg.AnchorInterval = DefaultAnchorInterval
+	}
 	l := &Logger{
 		db:   db,
 		h:    newHasher(cfg.ChainKey),
 		in:   make(chan *pending, cfg.MaxBatch),
 		done: make(chan struct{}),
 	}
-	cfg.ChainKey = nil // keep only the derived subkey
+	var last Anchor
+	var haveLast bool
+	l.sealKey = subkey(cfg.ChainKey, labelSeal)
+	if cfg.Anchors != nil {
+		l.anchorKey = subkey(cfg.ChainKey, labelAnchor)
+		var err error
+		if last, haveLast, err = cfg.Anchors.Last(cfg.ChainKey, cfg.ReplicaID); err != nil {
+			l.wipe()
+			return nil, err
+		}
+	}
+	cfg.ChainKey = nil // keep only the derived subkeys
 	l.cfg = cfg
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.WriteTimeout)
 	defer cancel()
 	if err := l.loadHead(ctx); err != nil {
-		l.h.wipe()
+		l.wipe()
 		return nil, err
 	}
+	if haveLast {
+		if err := l.checkAnchor(ctx, last); err != nil {
+			if !cfg.AllowBelowAnchor {
+				l.wipe()
+				return nil, err
+			}
+			l.anchorLog().Warn("audit chain resumes below its last anchor (allowed by configuration)", "err", err)
+		} else {
+			l.anchored = last.Seq
+		}
+	}
 	go l.run()
+	if cfg.Anchors != nil {
+		l.anchorStop, l.anchorDone = make(chan struct{}), make(chan struct{})
+		go l.anchorLoop()
+	}
 	return l, nil
+}
+
+// DefaultAnchorInterval is the default Config.AnchorInterval.
+const DefaultAnchorInterval = 10 * time.Second
+
+func (l *Logger) wipe() {
+	l.h.wipe()
+	clear(l.anchorKey)
+	clear(l.sealKey)
+}
+
+// exportCovers reports whether a sealed export of replica ends at seq.
+func (l *Logger) exportCovers(ctx context.Context, replica string, seq int64) bool {
+	var rows []exportRow
+	if err := l.db.WithContext(ctx).Where("replica_id = ? AND last_seq = ?", replica, seq).Limit(1).Find(&rows).Error; err != nil || len(rows) == 0 {
+		return false
+	}
+	return checkSealSub(l.sealKey, rows[0].seal())
+}
+
+func (l *Logger) anchorLog() *slog.Logger {
+	if l.cfg.AnchorLog != nil {
+		return l.cfg.AnchorLog
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// checkAnchor verifies that the stored chain still reaches a, with the
+// anchored record unchanged.
+func (l *Logger) checkAnchor(ctx context.Context, a Anchor) error {
+	head := l.Head()
+	if head.Seq < a.Seq {
+		return fmt.Errorf("%w: replica %s ends at seq %d, last anchor is seq %d (%s)", ErrBelowAnchor, a.ReplicaID, head.Seq, a.Seq, a.Time.Format(time.RFC3339))
+	}
+	var rows []row
+	if err := l.db.WithContext(ctx).Where("replica_id = ? AND seq = ?", a.ReplicaID, a.Seq).Limit(1).Find(&rows).Error; err != nil {
+		return fmt.Errorf("%w: read anchored record: %v", ErrUnavailable, err)
+	}
+	if len(rows) == 0 {
+		// Deleted by retention after a sealed export? Then the export
+		// vouches for it.
+		var minSeq *int64
+		if err := l.db.WithContext(ctx).Model(&row{}).Where("replica_id = ?", a.ReplicaID).Select("MIN(seq)").Scan(&minSeq).Error; err != nil {
+			return fmt.Errorf("%w: read chain start: %v", ErrUnavailable, err)
+		}
+		if minSeq != nil && a.Seq < *minSeq && l.exportCovers(ctx, a.ReplicaID, *minSeq-1) {
+			return nil
+		}
+	}
+	if len(rows) == 0 || !hmacEqualString(rows[0].Hash, a.Hash) {
+		return fmt.Errorf("%w: replica %s: the anchored record seq %d is gone or changed", ErrBelowAnchor, a.ReplicaID, a.Seq)
+	}
+	return nil
+}
+
+// anchorLoop anchors the head every AnchorInterval while it grows, and a
+// last time when Close stops it.
+func (l *Logger) anchorLoop() {
+	defer close(l.anchorDone)
+	t := time.NewTicker(l.cfg.AnchorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.anchorStop:
+			l.anchorNow()
+			return
+		case <-t.C:
+			l.anchorNow()
+		}
+	}
+}
+
+// anchorNow writes an anchor of the current head if it grew since the
+// last one.
+func (l *Logger) anchorNow() {
+	h := l.Head()
+	if h.Seq <= l.anchored {
+		return
+	}
+	a := Anchor{ReplicaID: h.ReplicaID, Seq: h.Seq, Hash: h.Hash, Time: time.Now().UTC().Truncate(time.Microsecond)}
+	a.Sig = hex.EncodeToString(anchorMACSub(l.anchorKey, &a))
+	log := l.anchorLog()
+	if err := l.cfg.Anchors.Append(a); err != nil {
+		log.Error("audit anchor not written", "path", l.cfg.Anchors.Path(), "err", err)
+		return
+	}
+	l.anchored = h.Seq
+	log.Info("audit anchor", "replica", a.ReplicaID, "seq", a.Seq, "hash", a.Hash, "time", a.Time, "sig", a.Sig)
 }
 
 // Append stamps r (ReplicaID, Seq, PrevHash, Hash; Time if zero) and blocks
@@ -156,6 +299,12 @@ func (l *Logger) Close() error {
 	}
 	l.mu.Unlock()
 	<-l.done
+	if l.anchorStop != nil {
+		l.stopOnce.Do(func() { close(l.anchorStop) })
+		<-l.anchorDone
+		clear(l.anchorKey)
+		clear(l.sealKey)
+	}
 	return nil
 }
 

@@ -66,6 +66,14 @@ func Migrations() []migrate.Step {
 			}
 			return tx.Migrator().CreateTable(&rowV1{})
 		},
+	}, {
+		ID: "audit/0002_exports",
+		Up: func(tx *gorm.DB) error {
+			if tx.Migrator().HasTable(&exportV2{}) {
+				return nil
+			}
+			return tx.Migrator().CreateTable(&exportV2{})
+		},
 	}}
 }
 
@@ -192,4 +200,44 @@ func (w *row) record() (Record, error) {
 		RequestID: w.RequestID, SourceAddr: w.SourceAddr, Details: d,
 		PrevHash: w.PrevHash, Hash: w.Hash,
 	}, nil
+}
+
+// exportV2 freezes the schema of migration audit/0002.
+type exportV2 struct {
+	ReplicaID string `gorm:"column:replica_id;primaryKey;size:64;autoIncrement:false"`
+	LastSeq   int64  `gorm:"column:last_seq;primaryKey;autoIncrement:false"`
+	FirstSeq  int64  `gorm:"column:first_seq;not null"`
+	PrevHash  string `gorm:"column:prev_hash;size:64;not null"`
+	LastHash  string `gorm:"column:last_hash;size:64;not null"`
+	Count     int64  `gorm:"column:count;not null"`
+	TimeUS    int64  `gorm:"column:time_us;not null"`
+	Sig       string `gorm:"column:sig;size:64;not null"`
+	CreatedUS int64  `gorm:"column:created_us;not null"`
+}
+
+func (exportV2) TableName() string { return "kms_audit_exports" }
+
+// Probe proves that an audit record could be written now: it inserts a
+// probe row in a transaction and rolls it back. A database that is down,
+// read-only, or rejects audit inserts (a trigger, a constraint, a full
+// disk) fails it with an error wrapping ErrUnavailable. Used by readiness
+// checks; it leaves nothing behind.
+func Probe(ctx context.Context, db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	tx, err := sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer tx.Rollback()
+	c := insertSQLs{dialect: db.Dialector.Name()}
+	hash := strings.Repeat("0", hashHexLength)
+	_, err = tx.ExecContext(ctx, c.get(1), "~probe", int64(-1), time.Now().UnixMicro(), "", "kms:Probe", "", int64(0),
+		ResultOK, "", "", "", "", "", hash)
+	if err != nil {
+		return fmt.Errorf("%w: probe insert: %v", ErrUnavailable, err)
+	}
+	return nil
 }

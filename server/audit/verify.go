@@ -34,28 +34,56 @@ type Report struct {
 	// Heads lists the newest record of every fully verified chain; store
 	// them outside the database and pass them to a later Verify as anchors.
 	Heads []Head `json:"heads,omitempty"`
+	// ResumedFrom lists the VerifyOptions.From heads that were used: the
+	// records up to them were not read again.
+	ResumedFrom []Head `json:"resumed_from,omitempty"`
 }
 
 const verifyPage = 500
 
+// VerifyOptions extends Verify.
+type VerifyOptions struct {
+	// Anchors are heads saved earlier outside the database: each must still
+	// be present with the same hash (or be covered by a sealed export).
+	Anchors []Head
+	// From are heads a previous Verify reported for an intact chain (kept
+	// where the database cannot change them, such as the verifying
+	// process's memory): a chain whose record at From's seq still has
+	// From's hash is checked from the record after it only. Records before
+	// that are not read again; use no From for a full check.
+	From []Head
+	// Progress, when set, is called after every page with the replica being
+	// checked and the records checked so far in total.
+	Progress func(replica string, checked int)
+}
+
 // Verify checks every replica's chain in db under chainKey, replica by
 // replica in ReplicaID order, and stops at the first broken link: seqs must
-// run 1, 2, 3, ... without gaps, each PrevHash must equal the previous Hash
-// (empty for seq 1) and each Hash must be the record's HMAC. Each anchor (a
-// Head saved earlier) must still be present with the same hash; without
-// anchors a truncated tail cannot be detected. A non-nil error means the
-// check could not run (database error, bad key), not that the chain is broken.
+// run 1, 2, 3, ... without gaps (or start right after a sealed export whose
+// records were deleted by DeleteExported), each PrevHash must equal the
+// previous Hash (empty for seq 1) and each Hash must be the record's HMAC.
+// Each anchor (a Head saved earlier) must still be present with the same
+// hash; without anchors a truncated tail cannot be detected. A non-nil error
+// means the check could not run (database error, bad key), not that the
+// chain is broken.
 func Verify(ctx context.Context, db *gorm.DB, chainKey []byte, anchors ...Head) (Report, error) {
+	return VerifyWith(ctx, db, chainKey, VerifyOptions{Anchors: anchors})
+}
+
+// VerifyWith is Verify with options.
+func VerifyWith(ctx context.Context, db *gorm.DB, chainKey []byte, opts VerifyOptions) (Report, error) {
 	if len(chainKey) < minChainKey {
 		return Report{}, fmt.Errorf("%w: chain key must be at least %d bytes", ErrInvalidConfig, minChainKey)
 	}
 	h := newHasher(chainKey)
 	defer h.wipe()
-	return verify(ctx, db, h, anchors)
+	sk := subkey(chainKey, labelSeal)
+	defer clear(sk)
+	return verify(ctx, db, h, sk, opts)
 }
 
-func verify(ctx context.Context, db *gorm.DB, h hasher, anchors []Head) (Report, error) {
-
+// verify is VerifyWith under the chain's hasher and export-seal subkey.
+func verify(ctx context.Context, db *gorm.DB, h hasher, sealKey []byte, opts VerifyOptions) (Report, error) {
 	var ids []string
 	if err := db.WithContext(ctx).Model(&row{}).Distinct("replica_id").Pluck("replica_id", &ids).Error; err != nil {
 		return Report{}, fmt.Errorf("audit: verify: %w", err)
@@ -65,7 +93,7 @@ func verify(ctx context.Context, db *gorm.DB, h hasher, anchors []Head) (Report,
 	for _, id := range ids {
 		seen[id] = true
 	}
-	for _, a := range anchors {
+	for _, a := range opts.Anchors {
 		if a.Seq < 1 {
 			continue
 		}
@@ -75,17 +103,70 @@ func verify(ctx context.Context, db *gorm.DB, h hasher, anchors []Head) (Report,
 			ids = append(ids, a.ReplicaID)
 		}
 	}
+	from := map[string]Head{}
+	for _, f := range opts.From {
+		if f.Seq > from[f.ReplicaID].Seq {
+			from[f.ReplicaID] = f
+		}
+	}
 	sort.Strings(ids)
 
 	var rep Report
 	var buf []byte
 	for _, id := range ids {
+		expected, prev := int64(1), ""
+		covered := int64(0) // seqs up to this are covered by a sealed export
+		var minSeq *int64
+		if err := db.WithContext(ctx).Model(&row{}).Where("replica_id = ?", id).Select("MIN(seq)").Scan(&minSeq).Error; err != nil {
+			return Report{}, fmt.Errorf("audit: verify: %w", err)
+		}
+		if minSeq != nil && *minSeq > 1 {
+			base, ok, err := exportBase(ctx, db, sealKey, id, *minSeq-1)
+			if err != nil {
+				return Report{}, fmt.Errorf("audit: verify: %w", err)
+			}
+			if ok {
+				expected, prev, covered = *minSeq, base.LastHash, *minSeq-1
+			}
+		}
+		if f, ok := from[id]; ok && f.Seq >= expected {
+			// Resume only from a record that is still intact (its HMAC
+			// verifies) and still the one verified before.
+			var rows []row
+			if err := db.WithContext(ctx).Where("replica_id = ? AND seq = ?", id, f.Seq).Limit(1).Find(&rows).Error; err != nil {
+				return Report{}, fmt.Errorf("audit: verify: %w", err)
+			}
+			if len(rows) == 1 {
+				rec, err := rows[0].record()
+				var ok bool
+				if err == nil {
+					ok, buf = h.check(&rec, buf)
+				}
+				if ok && hmacEqualString(rec.Hash, f.Hash) {
+					expected, prev = f.Seq+1, f.Hash
+					rep.ResumedFrom = append(rep.ResumedFrom, f)
+				}
+			}
+		}
 		want := map[int64]string{} // anchored seq -> stored hash
 		for _, a := range anchored[id] {
-			want[a.Seq] = ""
+			switch {
+			case a.Seq <= covered:
+				want[a.Seq] = a.Hash // covered by a sealed export
+			case a.Seq < expected:
+				got, err := hashAt(ctx, db, id, a.Seq)
+				if err != nil {
+					return Report{}, err
+				}
+				want[a.Seq] = got
+			default:
+				want[a.Seq] = ""
+			}
 		}
-		expected, prev := int64(1), ""
-		last := int64(math.MinInt64)
+		last := int64(math.MinInt64) // from the start: also read impossible seqs (< 1)
+		if expected > 1 {
+			last = expected - 1
+		}
 		var brk *Break
 	scan:
 		for {
@@ -127,9 +208,15 @@ func verify(ctx context.Context, db *gorm.DB, h hasher, anchors []Head) (Report,
 				prev = rec.Hash
 				expected++
 			}
+			if opts.Progress != nil {
+				opts.Progress(id, rep.Checked)
+			}
 			if len(rows) < verifyPage {
 				break
 			}
+		}
+		if brk == nil && minSeq != nil && *minSeq > 1 && covered == 0 {
+			brk = &Break{id, 1, ReasonMissing} // oldest records gone without a sealed export
 		}
 		if brk == nil {
 			for _, a := range sortedAnchors(anchored[id]) {
@@ -149,6 +236,18 @@ func verify(ctx context.Context, db *gorm.DB, h hasher, anchors []Head) (Report,
 	}
 	rep.OK = true
 	return rep, nil
+}
+
+// hashAt returns the stored hash of replica's record seq, "" if none.
+func hashAt(ctx context.Context, db *gorm.DB, replica string, seq int64) (string, error) {
+	var hs []string
+	if err := db.WithContext(ctx).Model(&row{}).Where("replica_id = ? AND seq = ?", replica, seq).Limit(1).Pluck("hash", &hs).Error; err != nil {
+		return "", fmt.Errorf("audit: verify: %w", err)
+	}
+	if len(hs) == 0 {
+		return "", nil
+	}
+	return hs[0], nil
 }
 
 func sortedAnchors(a []Head) []Head {

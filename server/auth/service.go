@@ -88,6 +88,11 @@ type Service struct {
 
 	dummy string // random secret used for unknown access keys
 
+	// dummyWrapped is dummy wrapped by the root key, unwrapped on every
+	// cache miss of an unknown key so that it costs what a known key costs.
+	dummyMu      sync.Mutex
+	dummyWrapped []byte
+
 	cache     keyCache
 	lastPurge atomic.Int64 // unix seconds of the last opportunistic purge
 
@@ -132,6 +137,13 @@ func New(db *gorm.DB, backend hsm.Backend, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("auth: random: %w", err)
 	}
 	s.dummy = base64.RawURLEncoding.EncodeToString(d[:])
+	// Wrap the dummy secret now when the HSM answers (else on first use),
+	// so that the first unknown key does not cost an extra wrap.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if w, err := backend.WrapKey(ctx, []byte(s.dummy), secretAAD("~unknown")); err == nil {
+		s.dummyWrapped = w
+	}
+	cancel()
 	return s, nil
 }
 
@@ -435,6 +447,39 @@ func (c *keyCache) forget(id string) {
 	delete(c.m, id)
 }
 
+// dummyPolicy is parsed for unknown keys, as a stored policy is for known ones.
+var dummyPolicy = func() []byte {
+	b, _ := encodePolicy(AdminPolicy())
+	return []byte(b)
+}()
+
+// dummyWork unwraps the wrapped dummy secret (wrapping it once first) and
+// parses a policy, discarding both.
+func (s *Service) dummyWork(ctx context.Context) error {
+	s.dummyMu.Lock()
+	w := s.dummyWrapped
+	s.dummyMu.Unlock()
+	if w == nil {
+		nw, err := s.hsm.WrapKey(ctx, []byte(s.dummy), secretAAD("~unknown"))
+		if err != nil {
+			return fmt.Errorf("auth: wrap dummy secret: %w", err)
+		}
+		s.dummyMu.Lock()
+		if s.dummyWrapped == nil {
+			s.dummyWrapped = nw
+		}
+		w = s.dummyWrapped
+		s.dummyMu.Unlock()
+	}
+	secret, err := s.hsm.UnwrapKey(ctx, w, secretAAD("~unknown"))
+	if err != nil {
+		return fmt.Errorf("auth: unwrap: %w", err)
+	}
+	hsm.Zero(secret)
+	_, _ = ParsePolicy(dummyPolicy)
+	return nil
+}
+
 // lookup returns the cache entry of access key id, loading and unwrapping it
 // on a miss. An unknown id gets a disabled entry with the dummy secret.
 func (s *Service) lookup(ctx context.Context, id string) (*cacheEntry, error) {
@@ -444,6 +489,11 @@ func (s *Service) lookup(ctx context.Context, id string) (*cacheEntry, error) {
 	}
 	row, err := s.loadRow(ctx, s.db, id)
 	if errors.Is(err, ErrNotFound) {
+		// Same work as a known key: one HSM unwrap and one policy parse,
+		// so the two cannot be told apart by timing.
+		if err := s.dummyWork(ctx); err != nil {
+			return nil, err
+		}
 		e := &cacheEntry{secret: s.dummy, signer: v4.NewSigner(), expires: now.Add(s.cache.ttl)}
 		s.cache.put(id, e, now)
 		return e, nil

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -53,7 +54,8 @@ type App struct {
 	// false. Open starts it and Close stops it first.
 	Jobs *jobs.Scheduler
 
-	closers []func() error
+	closers  []func() error
+	chainKey []byte // for the audit retention job only
 }
 
 // Deps lets a caller supply components it already opened (tests share one
@@ -110,15 +112,25 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 			a.closers = append(a.closers, checkpointEvery(a.DB, time.Second, log))
 		}
 	}
+	if err := migrate.Apply(a.DB, Migrations()...); err != nil {
+		return nil, err
+	}
 	a.HSM = deps.HSM
 	if a.HSM == nil {
-		if a.HSM, err = openHSM(c, log); err != nil {
+		open := func() error {
+			var err error
+			a.HSM, err = openHSM(c, log)
+			return err
+		}
+		if c.HSM.Backend == "pkcs11" && c.HSM.CreateRootKey {
+			// Replicas starting at once with create_root_key: one at a
+			// time finds or creates the root key, so there is only one.
+			open = withRootKeyLock(ctx, store.New(a.DB), open)
+		}
+		if err := open(); err != nil {
 			return nil, err
 		}
 		a.closers = append(a.closers, a.HSM.Close)
-	}
-	if err := migrate.Apply(a.DB, Migrations()...); err != nil {
-		return nil, err
 	}
 
 	replica := c.ReplicaID
@@ -143,12 +155,23 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 		return nil, err
 	}
 	a.closers = append(a.closers, a.KMS.Close)
+	if b, ok := a.HSM.(hsm.DeploymentBinder); ok {
+		if err := b.BindDeployment(ctx, a.KMS.DeploymentID(), c.HSM.AllowForeignRootKey); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("deployment", "deployment_id", a.KMS.DeploymentID())
 	if a.Auth, err = auth.New(a.DB, a.HSM, auth.Config{
 		Region: c.Region, RequireNonce: c.Auth.RequireNonce, ClockSkew: c.Auth.ClockSkew, CacheTTL: c.Auth.CacheTTL,
 	}); err != nil {
 		return nil, err
 	}
-	if a.Audit, err = audit.NewLogger(a.DB, audit.Config{ReplicaID: replica, ChainKey: append([]byte(nil), chainKey...), MaxBatch: c.Audit.MaxBatch}); err != nil {
+	anchors, err := audit.OpenAnchorFile(c.path(c.Audit.AnchorFile, "audit-anchors.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	if a.Audit, err = audit.NewLogger(a.DB, audit.Config{ReplicaID: replica, ChainKey: append([]byte(nil), chainKey...), MaxBatch: c.Audit.MaxBatch,
+		Anchors: anchors, AnchorInterval: c.Audit.AnchorInterval, AnchorLog: log.With("component", "audit"), AllowBelowAnchor: c.Audit.AllowBelowAnchor}); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Audit.Close)
@@ -169,19 +192,10 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 		return nil, err
 	}
 	a.Handler, err = httpapi.New(httpapi.Options{
-		KMS:   a.KMS,
-		Auth:  a.Auth,
-		Audit: a.Audit,
-		Ready: func(ctx context.Context) error {
-			sqlDB, err := db.DB()
-			if err != nil {
-				return err
-			}
-			if err := sqlDB.PingContext(ctx); err != nil {
-				return fmt.Errorf("database: %w", err)
-			}
-			return backend.Health(ctx)
-		},
+		KMS:               a.KMS,
+		Auth:              a.Auth,
+		Audit:             a.Audit,
+		Ready:             readiness(db, backend),
 		Logger:            log,
 		Registry:          a.Registry,
 		TrustedProxies:    c.TrustedProxies,
@@ -195,11 +209,79 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 		return nil, err
 	}
 	if c.Jobs.Enabled {
+		a.chainKey = append([]byte(nil), chainKey...)
+		a.closers = append(a.closers, func() error { hsm.Zero(a.chainKey); return nil })
 		if err := a.startJobs(c, log); err != nil {
 			return nil, err
 		}
 	}
 	return a, nil
+}
+
+// rootKeyLockTTL bounds how long a crashed replica blocks the others'
+// start while it held the root-key lock.
+const rootKeyLockTTL = 2 * time.Minute
+
+func withRootKeyLock(ctx context.Context, st *store.Store, fn func() error) func() error {
+	return func() error {
+		lctx, cancel := context.WithTimeout(ctx, rootKeyLockTTL+30*time.Second)
+		defer cancel()
+		release, err := st.AcquireLock(lctx, "hsm-root-key", rootKeyLockTTL)
+		if err != nil {
+			return err
+		}
+		defer release()
+		return fn()
+	}
+}
+
+// readyCacheTTL is how long a readiness result is reused: the probes are
+// real operations (an HSM wrap under the root key, an audit insert rolled
+// back), so a busy /readyz must not turn into load.
+const readyCacheTTL = time.Second
+
+// readiness returns the /readyz check: the HSM token and root key answer a
+// real wrap, and an audit record could be written now (audit.Probe). The
+// result is cached for readyCacheTTL.
+func readiness(db *gorm.DB, backend hsm.Backend) func(context.Context) error {
+	var mu sync.Mutex
+	var at time.Time
+	var last error
+	return func(ctx context.Context) error {
+		// The cheap checks run every time; the real operations are cached.
+		sqlDB, err := db.DB()
+		if err != nil {
+			return err
+		}
+		if err := sqlDB.PingContext(ctx); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+		if err := backend.Health(ctx); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !at.IsZero() && time.Since(at) < readyCacheTTL {
+			return last
+		}
+		last = func() error {
+			w, err := backend.WrapKey(ctx, make([]byte, 16), []byte("kmsgo/readyz"))
+			if err != nil {
+				return fmt.Errorf("hsm: %w", err)
+			}
+			if k, err := backend.UnwrapKey(ctx, w, []byte("kmsgo/readyz")); err != nil {
+				return fmt.Errorf("hsm: %w", err)
+			} else {
+				hsm.Zero(k)
+			}
+			if err := audit.Probe(ctx, db); err != nil {
+				return fmt.Errorf("audit: %w", err)
+			}
+			return nil
+		}()
+		at = time.Now()
+		return last
+	}
 }
 
 // startJobs starts the maintenance scheduler on this replica. Every
@@ -215,7 +297,11 @@ func (a *App) startJobs(c Config, log *slog.Logger) error {
 		return err
 	}
 	jc.Store = store
-	s, err := jobs.New(jc, a.KMS)
+	var extra []jobs.Job
+	if c.Audit.Retention > 0 {
+		extra = append(extra, auditRetentionJob(a.DB, c, a.chainKey))
+	}
+	s, err := jobs.New(jc, a.KMS, extra...)
 	if err != nil {
 		return fmt.Errorf("%w: jobs: %w", ErrInvalid, err)
 	}
@@ -233,6 +319,22 @@ func (a *App) startJobs(c Config, log *slog.Logger) error {
 		return s.Stop(ctx)
 	})
 	return nil
+}
+
+// JobAuditRetention is the name of the audit retention job.
+const JobAuditRetention = "audit_retention"
+
+// auditRetentionJob deletes audit records exported longer than
+// audit.retention ago (audit.DeleteExported).
+func auditRetentionJob(db *gorm.DB, c Config, key []byte) jobs.Job {
+	sched := c.Audit.RetentionSchedule
+	if sched == "" {
+		sched = "@every 1h"
+	}
+	return jobs.Job{Name: JobAuditRetention, Schedule: sched, Run: func(ctx context.Context) (int, error) {
+		n, err := audit.DeleteExported(ctx, db, key, time.Now().Add(-c.Audit.Retention))
+		return int(n), err
+	}}
 }
 
 // auditJob records one audit record per maintenance run that changed
@@ -360,7 +462,7 @@ func openHSM(c Config, log *slog.Logger) (hsm.Backend, error) {
 			return nil, err
 		}
 		return p11.Open(p11.Config{ModulePath: c.HSM.Module, TokenLabel: c.HSM.TokenLabel, PIN: pin,
-			PoolSize: c.HSM.PoolSize, CreateRootKey: c.HSM.CreateRootKey, Logger: log})
+			PoolSize: c.HSM.PoolSize, CreateRootKey: c.HSM.CreateRootKey, RootKeyID: c.HSM.RootKeyID, Logger: log})
 	default:
 		log.Warn("USING THE DEVELOPMENT SOFTWARE KEY BACKEND (devhsm): keys are protected by a local file, " +
 			"NOT by an HSM. Do not use in production; configure hsm.backend: pkcs11.")

@@ -94,6 +94,13 @@ type HSMConfig struct {
 	PoolSize int `yaml:"pool_size"`
 	// CreateRootKey generates the root key on an empty token.
 	CreateRootKey bool `yaml:"create_root_key"`
+	// RootKeyID is the id (CKA_ID/CKA_LABEL) of this deployment's root key
+	// (default kmsgo-root). Deployments sharing a token need distinct ids.
+	RootKeyID string `yaml:"root_key_id"`
+	// AllowForeignRootKey starts kmsd even when the root key is recorded
+	// as another deployment's (another database's). Off by default: two
+	// deployments on one root key can read each other's wrapped material.
+	AllowForeignRootKey bool `yaml:"allow_foreign_root_key"`
 }
 
 // AuthConfig tunes request authentication.
@@ -118,6 +125,25 @@ type AuditConfig struct {
 	// Sync is the audit guarantee (AuditSyncGroup, the default, or
 	// AuditSyncStrict); see AuditSyncGroup.
 	Sync string `yaml:"sync"`
+
+	// AnchorFile receives this replica's signed chain heads (JSON lines,
+	// 0600), which the database cannot rewrite. Default
+	// <data_dir>/audit-anchors.jsonl. Each anchor is also logged.
+	AnchorFile string `yaml:"anchor_file"`
+	// AnchorInterval is how often a grown chain head is anchored (default
+	// 10s): the most recent records that can be deleted from the database
+	// without verification noticing are those of the last interval.
+	AnchorInterval time.Duration `yaml:"anchor_interval"`
+	// AllowBelowAnchor starts kmsd even when this replica's chain in the
+	// database ends below its last anchor (a restored backup). Off by
+	// default: records were removed, and resuming would reuse their seqs.
+	AllowBelowAnchor bool `yaml:"allow_below_anchor"`
+	// Retention deletes audit records from the database once they were
+	// exported (kmsctl audit export) at least this long ago; 0 keeps every
+	// record. Runs with the maintenance jobs (jobs.enabled).
+	Retention time.Duration `yaml:"retention"`
+	// RetentionSchedule is when retention runs (default @every 1h).
+	RetentionSchedule string `yaml:"retention_schedule"`
 }
 
 // Audit durability modes (audit.sync).

@@ -89,12 +89,12 @@ func TestAuditFailureFailsTheRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, body := send(t, srv, "POST", "/v1/encrypt", []byte(`{"key_id":"`+id+`","plaintext":"c2VjcmV0"}`), time.Now(), nil)
-	checkError(t, resp, body, http.StatusInternalServerError, kmsapi.CodeInternal)
+	checkError(t, resp, body, http.StatusServiceUnavailable, kmsapi.CodeAuditUnavailable)
 	if strings.Contains(string(body), "ciphertext_blob") {
 		t.Fatal("result released without an audit record")
 	}
 	resp, body = send(t, srv, "POST", "/v1/random", []byte(`{"number_of_bytes":8}`), time.Now(), nil)
-	checkError(t, resp, body, http.StatusInternalServerError, kmsapi.CodeInternal)
+	checkError(t, resp, body, http.StatusServiceUnavailable, kmsapi.CodeAuditUnavailable)
 }
 
 func TestRequestIDsAndHealth(t *testing.T) {

@@ -58,7 +58,9 @@ func classify(err error) (code, msg string) {
 	case errors.Is(err, kms.ErrUnavailable):
 		return kmsapi.CodeHSMUnavailable, "the HSM is unavailable, retry later"
 	case errors.Is(err, ErrAuditUnavailable):
-		return kmsapi.CodeInternal, "the audit log is unavailable"
+		return kmsapi.CodeAuditUnavailable, "the audit log is unavailable, retry later"
+	case errors.Is(err, ErrUnsupportedMediaType):
+		return kmsapi.CodeUnsupportedMediaType, "a JSON body needs Content-Type: application/json"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return kmsapi.CodeHSMUnavailable, "the request timed out"
 	default:

@@ -100,7 +100,14 @@ outer:
 
 // decode parses the body as strict JSON into v: unknown fields, wrong types,
 // bad base64 and trailing data are ErrValidation. An empty body is {}.
-func (rc *reqCtx) decode(v any) error { return decodeStrict(rc.body, v) }
+// decode reads the JSON body into v; a body of another Content-Type is
+// refused (415) before it is parsed.
+func (rc *reqCtx) decode(v any) error {
+	if len(rc.body) > 0 && !isJSONContentType(rc.c.GetHeader("Content-Type")) {
+		return ErrUnsupportedMediaType
+	}
+	return decodeStrict(rc.body, v)
+}
 
 func decodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -147,7 +154,12 @@ func noKey(rc *reqCtx, _ any) (kms.KeyRef, error) { return kms.KeyRef{}, rc.auth
 
 // pathKey: the :id path segment, a key id or an alias name.
 func pathKey(rc *reqCtx, _ any) (kms.KeyRef, error) {
-	return rc.authorizeKey(rc.action, rc.c.Param("id"))
+	id := rc.c.Param("id")
+	if err := checkIDParam("key id", id); err != nil {
+		rc.resources = appendUnique(rc.resources, "key/"+sanitize(id, 64))
+		return kms.KeyRef{}, err
+	}
+	return rc.authorizeKey(rc.action, id)
 }
 
 // bodyKey: the key_id of the request body, a key id or an alias name; it
@@ -289,6 +301,9 @@ func (s *Server) wrap(r route) gin.HandlerFunc {
 				code, msg = kmsapi.CodeInternal, "internal error"
 			}
 			s.log.Info("authentication failed", "request_id", c.GetString(ctxRequestID), "reason", err.Error())
+			if code == kmsapi.CodeUnauthenticated {
+				s.auditAuthFailure(c, code)
+			}
 			s.reject(c, r, code, msg)
 			return
 		}
@@ -370,10 +385,10 @@ func (s *Server) audit(rc *reqCtx, status int, herr error) bool {
 	}
 	details := map[string]string{
 		"method": c.Request.Method,
-		"path":   truncUTF8(strings.ToValidUTF8(c.Request.URL.Path, "?"), 256),
+		"path":   sanitize(c.Request.URL.Path, 256),
 	}
 	if len(rc.resources) > 0 {
-		details["resources"] = truncUTF8(strings.ToValidUTF8(strings.Join(rc.resources, ","), "?"), 256)
+		details["resources"] = sanitize(strings.Join(rc.resources, ","), 256)
 	}
 	if herr != nil {
 		code, _ := classify(herr)
@@ -395,7 +410,7 @@ func (s *Server) audit(rc *reqCtx, status int, herr error) bool {
 		return true
 	}
 	s.log.Error("audit append failed; failing the request", "request_id", rec.RequestID, "error", aerr.Error())
-	code, msg := kmsapi.CodeInternal, "the audit log is unavailable"
+	code, msg := kmsapi.CodeAuditUnavailable, "the audit log is unavailable, retry later"
 	if errors.Is(aerr, kms.ErrUnavailable) {
 		code, msg = kmsapi.CodeHSMUnavailable, "the audit log is unavailable, retry later"
 	}

@@ -302,6 +302,10 @@ func oneAccessKey(k auth.AccessKey, err error) (*kmsapi.AccessKey, error) {
 // accessKeyParam: the access key of the :id path segment.
 func accessKeyParam(rc *reqCtx, _ any) (kms.KeyRef, error) {
 	id := rc.c.Param("id")
+	if err := checkIDParam("access key id", id); err != nil {
+		rc.resources = appendUnique(rc.resources, "access-key/"+sanitize(id, 64))
+		return kms.KeyRef{}, err
+	}
 	rc.resources = appendUnique(rc.resources, "access-key/"+id)
 	return kms.KeyRef{}, rc.authorize(rc.action)
 }
@@ -396,11 +400,30 @@ var listAudit = op(noKey, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*kmsapi.Audi
 })
 
 var verifyAudit = op(noKey, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*kmsapi.AuditVerifyResult, error) {
-	rep, err := rc.srv.opts.Audit.Verify(rc.ctx)
+	if _, err := query(rc, "anchor", "resume"); err != nil {
+		return nil, err
+	}
+	q := rc.c.Request.URL.Query()
+	anchors, err := parseAuditAnchors(q["anchor"])
 	if err != nil {
 		return nil, err
 	}
-	res := &kmsapi.AuditVerifyResult{OK: rep.OK, Checked: int64(rep.Checked)}
+	opts := audit.VerifyOptions{Anchors: anchors}
+	if q.Get("resume") == "true" {
+		opts.From = rc.srv.verified.heads()
+	}
+	rep, err := rc.srv.opts.Audit.VerifyWith(rc.ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if rep.OK {
+		rc.srv.verified.set(rep.Heads)
+	}
+	res := &kmsapi.AuditVerifyResult{OK: rep.OK, Checked: int64(rep.Checked), Heads: auditHeads(rep.Heads),
+		ResumedFrom: auditHeads(rep.ResumedFrom)}
+	if len(res.ResumedFrom) == 0 {
+		res.ResumedFrom = nil
+	}
 	if rep.FirstBroken != nil {
 		res.FirstBroken = &kmsapi.AuditBroken{Replica: rep.FirstBroken.ReplicaID, Seq: rep.FirstBroken.Seq, Reason: rep.FirstBroken.Reason}
 	}

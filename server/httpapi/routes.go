@@ -82,6 +82,8 @@ func (s *Server) routeTable() []route {
 		{Method: del, Path: "/v1/access-keys/:id", Action: "kms:DeleteAccessKey", Summary: "Delete an access key.", Status: noContent, handler: deleteAccessKey},
 
 		{Method: get, Path: "/v1/audit", Action: "kms:ReadAudit", Summary: "List audit records.", Status: ok, Reply: kmsapi.AuditResponse{}, Query: []string{"limit", "after"}, handler: listAudit},
-		{Method: get, Path: "/v1/audit/verify", Action: "kms:ReadAudit", Summary: "Verify the audit hash chain.", Status: ok, Reply: kmsapi.AuditVerifyResult{}, handler: verifyAudit},
+		{Method: get, Path: "/v1/audit/verify", Action: "kms:ReadAudit", Summary: "Verify the audit hash chain (anchors: replica:seq:hash; resume=true: only records since the last intact verification).", Status: ok, Reply: kmsapi.AuditVerifyResult{}, Query: []string{"anchor", "resume"}, handler: verifyAudit},
+		{Method: get, Path: "/v1/audit/export", Action: "kms:ReadAudit", Summary: "Export a verified, sealed segment of one replica's audit records.", Status: ok, Reply: kmsapi.AuditSegment{}, Query: []string{"replica", "after", "limit"}, handler: exportAudit},
+		{Method: post, Path: "/v1/audit/exports", Action: "kms:ExportAudit", Summary: "Record that a sealed segment was stored (retention may then delete its records).", Status: noContent, Request: kmsapi.AuditSegmentSeal{}, handler: markAuditExported},
 	}
 }

@@ -248,8 +248,18 @@ func TestEveryRouteWorks(t *testing.T) {
 	}
 	var ver kmsapi.AuditVerifyResult
 	do("GET", "/v1/audit/verify", "/v1/audit/verify", nil, 200, &ver)
-	if !ver.OK || ver.Checked < 40 || ver.FirstBroken != nil {
+	if !ver.OK || ver.Checked < 40 || ver.FirstBroken != nil || len(ver.Heads) != 1 {
 		t.Fatalf("verify %+v", ver)
+	}
+	var seg kmsapi.AuditSegment
+	do("GET", "/v1/audit/export", "/v1/audit/export?replica="+ver.Heads[0].Replica+"&limit=10", nil, 200, &seg)
+	if len(seg.Records) != 10 || seg.Seal.FirstSeq != 1 || seg.Seal.LastSeq != 10 || seg.Seal.Sig == "" {
+		t.Fatalf("export: %d records, seal %+v", len(seg.Records), seg.Seal)
+	}
+	do("POST", "/v1/audit/exports", "/v1/audit/exports", seg.Seal, 204, nil)
+	do("GET", "/v1/audit/export", "/v1/audit/export?replica="+ver.Heads[0].Replica+"&limit=10", nil, 200, &seg)
+	if seg.Seal.FirstSeq != 11 {
+		t.Fatalf("second export starts at %d, want after the exported 10", seg.Seal.FirstSeq)
 	}
 
 	for _, r := range srv.App.Handler.Routes() {

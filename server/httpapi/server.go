@@ -79,6 +79,8 @@ type Options struct {
 
 // Server is the kmsd HTTP handler.
 type Server struct {
+	authLim  authAuditLimiter // rate limit of audited authentication failures
+	verified verifiedHeads    // heads of the last intact audit verification
 	opts     Options
 	kms      *kms.Service
 	describe describeCache
@@ -230,7 +232,7 @@ func (s *Server) writeError(c *gin.Context, code, msg string) {
 		code, status = kmsapi.CodeInternal, http.StatusInternalServerError
 	}
 	c.Set(ctxCode, code)
-	if code == kmsapi.CodeHSMUnavailable || code == kmsapi.CodeTooManyRequests {
+	if code == kmsapi.CodeHSMUnavailable || code == kmsapi.CodeTooManyRequests || code == kmsapi.CodeAuditUnavailable {
 		c.Header("Retry-After", "1")
 	}
 	b, _ := json.Marshal(kmsapi.ErrorResponse{Error: kmsapi.Error{Code: code, Message: msg, RequestID: c.GetString(ctxRequestID)}})

@@ -57,17 +57,23 @@ func TestMaterialCacheLRUZeroes(t *testing.T) {
 
 func TestHSMObjectID(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	id, err := hsmObjectID("0f8e2c1a-1111-4222-8333-444455556666", 12, now)
+	const dep = "0123456789abcdef"
+	id, err := hsmObjectID("0f8e2c1a-1111-4222-8333-444455556666", 12, now, dep)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, ok := hsmObjectTime(id)
-	if !ok || !got.Equal(now) {
-		t.Fatalf("%s: time %v %v", id, got, ok)
+	if !strings.HasPrefix(id, HSMObjectPrefix+"0f8e2c1a-1111-4222-8333-444455556666-v12-t") || !ownObject(id, dep) {
+		t.Fatalf("%s: not an object of deployment %s", id, dep)
 	}
-	for _, bad := range []string{"other-key", HSMObjectPrefix + "x", HSMObjectPrefix + "k-v1-tzz-00", HSMObjectPrefix + "k-v1-123-00"} {
-		if _, ok := hsmObjectTime(bad); ok {
-			t.Errorf("%q parsed", bad)
+	for _, c := range []struct{ id, dep string }{
+		{id, "fedcba9876543210"},
+		{id, ""},
+		{"kmsgo-root", dep},
+		{"other-" + id, dep},
+		{id + "x", dep},
+	} {
+		if ownObject(c.id, c.dep) {
+			t.Errorf("ownObject(%q, %q) = true", c.id, c.dep)
 		}
 	}
 }
@@ -92,31 +98,6 @@ func TestAllowedRejectsUnknown(t *testing.T) {
 	if Allowed("Nope", KeyStateEnabled) || Allowed(OpEncrypt, "Gone") {
 		t.Fatal("unknown op or state allowed")
 	}
-}
-
-// FuzzHSMObjectTime parses arbitrary HSM object ids (CleanupOrphans reads
-// them from the HSM): it never panics, accepts only ids with the prefix,
-// and gives back the time of every id hsmObjectID makes.
-func FuzzHSMObjectTime(f *testing.F) {
-	f.Add("kmsgo-cmk-0f8e2c1a-1111-4222-8333-444455556666-v3-t6b49d200-0a1b2c3d", int64(1_800_000_000))
-	f.Add("kmsgo-cmk-", int64(0))
-	f.Add("kmsgo-root", int64(-1))
-	f.Fuzz(func(t *testing.T, id string, sec int64) {
-		if got, ok := hsmObjectTime(id); ok && !strings.HasPrefix(id, HSMObjectPrefix) {
-			t.Fatalf("%q parsed to %v without the prefix", id, got)
-		}
-		if sec < 0 || sec > 1<<40 {
-			return
-		}
-		now := time.Unix(sec, 0)
-		made, err := hsmObjectID("0f8e2c1a-1111-4222-8333-444455556666", 7, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, ok := hsmObjectTime(made); !ok || !got.Equal(now) {
-			t.Fatalf("hsmObjectTime(%q) = %v, %v; want %v", made, got, ok, now)
-		}
-	})
 }
 
 func TestZeroRSA(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/kmsgo/kmsgo/hsm"
 	"github.com/kmsgo/kmsgo/server/store"
 )
 
@@ -84,36 +85,50 @@ func (s *Service) RotateDueKeys(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// CleanupOrphans destroys HSM objects named like master key versions
-// (HSMObjectPrefix) that no live version references and that are older than
-// Config.OrphanGrace: leftovers of rotations or imports that failed after
-// creating the object. It returns how many it destroyed.
+// orphanBatch bounds the intent rows one CleanupOrphans run looks at.
+const orphanBatch = 1000
+
+// CleanupOrphans destroys HSM objects that this deployment recorded as
+// about to be created (an intent row written before C_GenerateKey) and
+// that were never committed, once their intent is older than
+// Config.OrphanGrace: leftovers of creations, rotations or imports that
+// failed after (perhaps) creating the object. It never looks at the
+// token's other objects: key destruction never follows from the absence of
+// a row, so objects of another deployment sharing the token are safe. It
+// returns how many objects it destroyed.
 func (s *Service) CleanupOrphans(ctx context.Context) (int, error) {
-	ids, err := s.hsm.ListKeys(ctx, HSMObjectPrefix)
+	intents, err := s.st.HSMIntentsBefore(ctx, s.clock().Add(-s.orphanGrace), orphanBatch)
 	if err != nil {
 		return 0, err
 	}
-	now := s.clock()
 	n := 0
 	var errs []error
-	for _, id := range ids {
-		t, ok := hsmObjectTime(id)
-		if !ok || now.Sub(t) < s.orphanGrace {
-			continue
-		}
-		used, err := s.st.HSMObjectInUse(ctx, id)
+	for _, in := range intents {
+		used, err := s.st.HSMObjectInUse(ctx, in.ObjectID)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if used {
+		if used || !ownObject(in.ObjectID, s.deployment) {
+			// Committed after all (or not ours to touch): forget it.
+			if err := s.st.DeleteHSMIntent(ctx, in.ObjectID); err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
-		if err := s.hsm.DestroyKey(ctx, id); err != nil {
+		err = s.hsm.DestroyKey(ctx, in.ObjectID)
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, hsm.ErrKeyNotFound):
+			// Never created (the HSM failed before), or destroyed already.
+		default:
 			errs = append(errs, err)
 			continue
 		}
-		n++
+		if err := s.st.DeleteHSMIntent(ctx, in.ObjectID); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return n, errors.Join(errs...)
 }

@@ -19,36 +19,23 @@ import (
 
 // HSMObjectPrefix starts the id (CKA_ID/CKA_LABEL) of every HSM object that
 // holds an HSM-protected master key version. The full id is
-// "kmsgo-cmk-<key id>-v<version>-t<unix seconds, hex>-<random hex>"; the
-// time lets CleanupOrphans leave objects of in-flight operations alone.
+// "kmsgo-cmk-<key id>-v<version>-t<unix seconds, hex>-<random hex>.<deployment id>":
+// the suffix names the deployment (database) that created the object, so
+// deployments sharing a token can tell their objects apart.
 const HSMObjectPrefix = "kmsgo-cmk-"
 
-func hsmObjectID(keyID string, version int64, now time.Time) (string, error) {
+func hsmObjectID(keyID string, version int64, now time.Time, deployment string) (string, error) {
 	var r [4]byte
 	if _, err := rand.Read(r[:]); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s%s-v%d-t%x-%s", HSMObjectPrefix, keyID, version, now.Unix(), hex.EncodeToString(r[:])), nil
+	return fmt.Sprintf("%s%s-v%d-t%x-%s.%s", HSMObjectPrefix, keyID, version, now.Unix(), hex.EncodeToString(r[:]), deployment), nil
 }
 
-// hsmObjectTime extracts the creation time of an object id.
-func hsmObjectTime(id string) (time.Time, bool) {
-	if !strings.HasPrefix(id, HSMObjectPrefix) {
-		return time.Time{}, false
-	}
-	parts := strings.Split(id, "-")
-	if len(parts) < 3 {
-		return time.Time{}, false
-	}
-	t := parts[len(parts)-2]
-	if !strings.HasPrefix(t, "t") {
-		return time.Time{}, false
-	}
-	sec, err := strconv.ParseInt(t[1:], 16, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.Unix(sec, 0), true
+// ownObject reports whether id is an HSM key version object created by
+// deployment (its id ends with ".<deployment>").
+func ownObject(id, deployment string) bool {
+	return deployment != "" && strings.HasPrefix(id, HSMObjectPrefix) && strings.HasSuffix(id, "."+deployment)
 }
 
 // materialAAD binds wrapped SOFTWARE material to its key and version.
@@ -70,9 +57,15 @@ func (s *Service) newVersion(ctx context.Context, k *store.Key, version int64, i
 	}
 	switch k.ProtectionLevel {
 	case store.ProtectionHSM:
-		id, err := hsmObjectID(k.ID, version, now)
+		id, err := hsmObjectID(k.ID, version, now, s.deployment)
 		if err != nil {
 			return v, nil, err
+		}
+		// The intent row comes first: an object is only ever created after
+		// this deployment recorded that it is about to create it, and only
+		// such recorded, never-committed objects are ever cleaned up.
+		if err := s.st.RecordHSMIntent(ctx, &store.HSMIntent{ObjectID: id, KeyID: k.ID, Version: version, CreatedAt: now}); err != nil {
+			return v, nil, fmt.Errorf("kms: record HSM object intent: %w", err)
 		}
 		if imported != nil {
 			err = s.hsm.ImportKey(ctx, id, imported)
@@ -110,11 +103,15 @@ func (s *Service) newVersion(ctx context.Context, k *store.Key, version int64, i
 }
 
 // discardVersion undoes newVersion after a failed persist. Failing to
-// destroy the HSM object is not fatal: CleanupOrphans finds it later.
+// destroy the HSM object is not fatal: its intent row stays, and
+// CleanupOrphans destroys it later.
 func (s *Service) discardVersion(ctx context.Context, v store.KeyVersion, mat []byte) {
 	hsm.Zero(mat)
 	if v.HSMObjectID != "" {
-		_ = s.hsm.DestroyKey(context.WithoutCancel(ctx), v.HSMObjectID)
+		ctx := context.WithoutCancel(ctx)
+		if err := s.hsm.DestroyKey(ctx, v.HSMObjectID); err == nil || errors.Is(err, hsm.ErrKeyNotFound) {
+			_ = s.st.DeleteHSMIntent(ctx, v.HSMObjectID)
+		}
 	}
 }
 
@@ -158,7 +155,7 @@ func (s *Service) seal(ctx context.Context, k *store.Key, v *store.KeyVersion, p
 	if k.ProtectionLevel == store.ProtectionHSM {
 		out, err := s.hsm.Encrypt(ctx, v.HSMObjectID, plaintext, aad)
 		if err != nil {
-			return nil, nil, fmt.Errorf("kms: HSM encrypt: %w", err)
+			return nil, nil, fmt.Errorf("kms: HSM encrypt: %w", objectLost(err))
 		}
 		p, err := hsm.ParseSealed(out)
 		if err != nil || len(p.IV) != ciphertext.IVSize {
@@ -184,6 +181,17 @@ func (s *Service) seal(ctx context.Context, k *store.Key, v *store.KeyVersion, p
 	return out[:ciphertext.IVSize], sealed, nil
 }
 
+// objectLost turns a missing HSM object of a live version into "HSM
+// unavailable": the database says the object exists, so its absence is a
+// lost or swapped token (503 from the first request), not a client error
+// or a server bug.
+func objectLost(err error) error {
+	if errors.Is(err, hsm.ErrKeyNotFound) && !errors.Is(err, hsm.ErrUnavailable) {
+		return fmt.Errorf("%w: key object missing from the HSM: %w", hsm.ErrUnavailable, err)
+	}
+	return err
+}
+
 // errAuth marks an authentication failure in open.
 var errAuth = errors.New("kms: authentication failed")
 
@@ -195,7 +203,7 @@ func (s *Service) open(ctx context.Context, k *store.Key, v *store.KeyVersion, i
 			return nil, errAuth
 		}
 		if err != nil {
-			return nil, fmt.Errorf("kms: HSM decrypt: %w", err)
+			return nil, fmt.Errorf("kms: HSM decrypt: %w", objectLost(err))
 		}
 		return pt, nil
 	}

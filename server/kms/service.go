@@ -53,6 +53,11 @@ type Config struct {
 	// OrphanGrace is how old an unreferenced HSM object must be before
 	// CleanupOrphans destroys it (it may belong to a rotation in flight).
 	OrphanGrace time.Duration
+
+	// DeploymentID names this deployment in the ids of the HSM objects it
+	// creates. Empty means the id stored in the database (created on first
+	// use, see store.EnsureDeploymentID), which is what kmsd uses.
+	DeploymentID string
 }
 
 // Service is the transport-free key management service. It is safe for
@@ -64,6 +69,7 @@ type Service struct {
 	ttl         time.Duration
 	importTTL   time.Duration
 	orphanGrace time.Duration
+	deployment  string
 
 	mu      sync.RWMutex
 	keys    map[string]*keyEntry
@@ -86,6 +92,7 @@ func New(cfg Config) (*Service, error) {
 		ttl:         cfg.MetadataTTL,
 		importTTL:   cfg.ImportTokenTTL,
 		orphanGrace: cfg.OrphanGrace,
+		deployment:  cfg.DeploymentID,
 		keys:        map[string]*keyEntry{},
 		aliases:     map[string]aliasEntry{},
 		loading:     map[string]*loadCall{},
@@ -102,6 +109,15 @@ func New(cfg Config) (*Service, error) {
 	if s.orphanGrace <= 0 {
 		s.orphanGrace = DefaultOrphanGrace
 	}
+	if s.deployment == "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		id, err := s.st.EnsureDeploymentID(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("kms: deployment id: %w", err)
+		}
+		s.deployment = id
+	}
 	size := cfg.MaterialCacheSize
 	if size == 0 {
 		size = DefaultMaterialCacheSize
@@ -109,6 +125,9 @@ func New(cfg Config) (*Service, error) {
 	s.material = newMaterialCache(size)
 	return s, nil
 }
+
+// DeploymentID returns the id that names this deployment's HSM objects.
+func (s *Service) DeploymentID() string { return s.deployment }
 
 // Close zeroes and drops every cached key material. It does not close the
 // database or the HSM, which belong to the caller.

@@ -42,7 +42,7 @@ const (
 	MaxTagsPerKey         = 50
 	MaxTagKeyLen          = 128
 	MaxTagValueLen        = 256
-	MaxAliasNameLen       = 256
+	MaxAliasNameLen       = 191 // the kms_aliases.name column (191: utf8mb4 index limit on MySQL/MariaDB)
 	MaxBatchDecrypt       = 100
 	MaxRandomBytes        = 1024
 	MaxDataKeyBytes       = 1024

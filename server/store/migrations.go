@@ -12,6 +12,8 @@ import (
 func Migrations() []migrate.Step {
 	return []migrate.Step{
 		{ID: "store/0001_init", Up: up0001},
+		{ID: "store/0002_deployment_hsm_intents", Up: up0002},
+		{ID: "store/0003_locks", Up: up0003},
 	}
 }
 
@@ -79,4 +81,49 @@ func up0001(tx *gorm.DB) error {
 		}
 	}
 	return nil
+}
+
+// Snapshot of the tables added in step 0002.
+type (
+	m0002Deployment struct {
+		ID           int    `gorm:"primaryKey;autoIncrement:false"`
+		DeploymentID string `gorm:"size:64;not null"`
+		CreatedAt    time.Time
+	}
+	m0002HSMIntent struct {
+		ObjectID  string    `gorm:"primaryKey;size:191"`
+		KeyID     string    `gorm:"size:64;not null"`
+		Version   int64     `gorm:"not null"`
+		CreatedAt time.Time `gorm:"index:idx_kms_hsm_intents_created_at"`
+	}
+)
+
+func (m0002Deployment) TableName() string { return "kms_deployment" }
+func (m0002HSMIntent) TableName() string  { return "kms_hsm_intents" }
+
+func up0002(tx *gorm.DB) error {
+	for _, m := range []any{&m0002Deployment{}, &m0002HSMIntent{}} {
+		if tx.Migrator().HasTable(m) {
+			continue
+		}
+		if err := tx.Migrator().CreateTable(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type m0003Lock struct {
+	Name      string `gorm:"primaryKey;size:64"`
+	Holder    string `gorm:"size:64;not null"`
+	ExpiresAt time.Time
+}
+
+func (m0003Lock) TableName() string { return "kms_locks" }
+
+func up0003(tx *gorm.DB) error {
+	if tx.Migrator().HasTable(&m0003Lock{}) {
+		return nil
+	}
+	return tx.Migrator().CreateTable(&m0003Lock{})
 }

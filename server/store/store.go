@@ -58,6 +58,9 @@ func (s *Store) CreateKey(ctx context.Context, k *Key, versions []KeyVersion, al
 		if err := tx.Create(k).Error; err != nil {
 			return err
 		}
+		if err := completeIntents(tx, versions...); err != nil {
+			return err
+		}
 		for _, batch := range []any{versions, aliases, tags} {
 			switch b := batch.(type) {
 			case []KeyVersion:
@@ -145,6 +148,9 @@ func (s *Store) UpdateKey(ctx context.Context, id string, rev int64, fields map[
 func (s *Store) AddVersion(ctx context.Context, v *KeyVersion, rev int64, fields map[string]any, now time.Time) error {
 	err := s.with(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(v).Error; err != nil {
+			return err
+		}
+		if err := completeIntents(tx, *v); err != nil {
 			return err
 		}
 		return casUpdate(tx, v.KeyID, rev, fields, now)

@@ -15,13 +15,19 @@ const (
 	CodeTooManyRequests   = "TooManyRequests"
 	CodeInternal          = "Internal"
 	CodeHSMUnavailable    = "HSMUnavailable"
+	// CodeAuditUnavailable: the audit record could not be written, so the
+	// request was not served (fail closed); retry later.
+	CodeAuditUnavailable = "AuditUnavailable"
+	// CodeUnsupportedMediaType: a JSON route got a body that is not
+	// Content-Type: application/json.
+	CodeUnsupportedMediaType = "UnsupportedMediaType"
 )
 
 // Codes lists every error code.
 var Codes = []string{
 	CodeValidation, CodeInvalidCiphertext, CodeUnauthenticated, CodeAccessDenied, CodeNotFound,
 	CodeAlreadyExists, CodeInvalidKeyState, CodePayloadTooLarge, CodeTooManyRequests, CodeInternal,
-	CodeHSMUnavailable,
+	CodeHSMUnavailable, CodeAuditUnavailable, CodeUnsupportedMediaType,
 }
 
 // CodeStatus returns the HTTP status of an error code, and false for an
@@ -44,8 +50,10 @@ func CodeStatus(code string) (int, bool) {
 		return http.StatusTooManyRequests, true
 	case CodeInternal:
 		return http.StatusInternalServerError, true
-	case CodeHSMUnavailable:
+	case CodeHSMUnavailable, CodeAuditUnavailable:
 		return http.StatusServiceUnavailable, true
+	case CodeUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType, true
 	}
 	return 0, false
 }

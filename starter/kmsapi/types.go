@@ -330,6 +330,38 @@ type AuditVerifyResult struct {
 	OK          bool         `json:"ok"`
 	Checked     int64        `json:"checked"`
 	FirstBroken *AuditBroken `json:"first_broken"`
+	// Heads are the newest verified record of every chain checked; save
+	// them and pass them back as anchors to detect a truncated tail.
+	Heads []AuditHead `json:"heads"`
+	// ResumedFrom are the heads a resumed verification started after.
+	ResumedFrom []AuditHead `json:"resumed_from,omitempty"`
+}
+
+// AuditHead names the newest record of one replica's chain.
+type AuditHead struct {
+	Replica string `json:"replica"`
+	Seq     int64  `json:"seq"`
+	Hash    string `json:"hash"`
+}
+
+// AuditSegment is the answer of GET /v1/audit/export: a verified run of
+// one replica's records and its seal.
+type AuditSegment struct {
+	Records []json.RawMessage `json:"records"`
+	Seal    AuditSegmentSeal  `json:"seal"`
+}
+
+// AuditSegmentSeal closes a segment: its range, first and last hash, and
+// the signature under the chain key.
+type AuditSegmentSeal struct {
+	Replica  string `json:"replica"`
+	FirstSeq int64  `json:"first_seq"`
+	LastSeq  int64  `json:"last_seq"`
+	PrevHash string `json:"prev_hash"`
+	LastHash string `json:"last_hash"`
+	Count    int64  `json:"count"`
+	Time     string `json:"time"`
+	Sig      string `json:"sig"`
 }
 
 // AuditBroken locates the first broken link of the chain.

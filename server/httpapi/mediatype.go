@@ -1,0 +1,16 @@
+package httpapi
+
+import (
+	"errors"
+	"mime"
+)
+
+// ErrUnsupportedMediaType: a JSON route got a body of another type (415).
+var ErrUnsupportedMediaType = errors.New("unsupported media type")
+
+// isJSONContentType reports whether a Content-Type header names JSON
+// (application/json, with any parameters such as charset).
+func isJSONContentType(h string) bool {
+	mt, _, err := mime.ParseMediaType(h)
+	return err == nil && mt == "application/json"
+}
