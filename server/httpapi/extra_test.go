@@ -128,7 +128,7 @@ func TestExtraRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, body = send(t, srv, "POST", "/", []byte(`{"KeyId":"alias/extra","Plaintext":"hi"}`), time.Now(), nil)
-	if resp.StatusCode != 500 || !strings.Contains(string(body), "InternalException") || strings.Contains(string(body), "CiphertextBlob") {
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "AuditUnavailableException") || strings.Contains(string(body), "CiphertextBlob") {
 		t.Fatalf("extra call without audit: %d %s", resp.StatusCode, body)
 	}
 }
