@@ -28,7 +28,7 @@ func (a *app) configCmd() *cobra.Command {
   decrypt-file  prints the file with ENC(...) values decrypted, to stdout only (the file is not changed)
   inspect       lists the path, key id and key version of every ENC(...) value (no kmsd call)`,
 	}
-	cmd.AddCommand(a.configEncryptFileCmd(), a.configDecryptFileCmd(), a.configInspectCmd())
+	cmd.AddCommand(a.configEncryptFileCmd(), a.configDecryptFileCmd(), a.configInspectCmd(), a.configRenewCmd())
 	return cmd
 }
 
