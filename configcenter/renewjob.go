@@ -32,9 +32,10 @@ type RenewJobOptions struct {
 // RenewJob returns a function usable as jobs.Job{Run: ...}: it renews the
 // sources in order and returns how many ENC values it re-encrypted. Every
 // source is tried even when one fails; the error then names the failures
-// (ErrRenewIncomplete for values left under an old version). A source
-// renewed with no error advances the cursor, so a runner taking over after
-// a crash resumes with the next source.
+// (ErrRenewIncomplete for values left under an old version). While every
+// source so far was renewed with no error, each one done advances the
+// cursor, so a runner taking over after a crash resumes with the next
+// source and a source that failed is tried again by the next run.
 func RenewJob(sources []SourceRenewer, opts RenewJobOptions) func(ctx context.Context) (int, error) {
 	return func(ctx context.Context) (int, error) {
 		start := 0
@@ -62,7 +63,7 @@ func RenewJob(sources []SourceRenewer, opts RenewJobOptions) func(ctx context.Co
 				errs = append(errs, fmt.Errorf("%s: %w", sources[i].Name(), err))
 				continue
 			}
-			if opts.SaveCursor != nil && i+1 < len(sources) {
+			if opts.SaveCursor != nil && len(errs) == 0 && i+1 < len(sources) {
 				if err := opts.SaveCursor(ctx, strconv.Itoa(i+1)); err != nil {
 					errs = append(errs, err)
 					break
