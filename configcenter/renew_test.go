@@ -52,11 +52,11 @@ func TestRenewText(t *testing.T) {
 	v2 := k.enc(t, "two", nil)
 
 	tests := []struct {
-		name                               string
-		opts                               configcenter.RenewOptions
-		text                               string
+		name                              string
+		opts                              configcenter.RenewOptions
+		text                              string
 		scanned, renewed, skipped, failed int
-		plaintexts                         []string // of the ENC values after, in order
+		plaintexts                        []string // of the ENC values after, in order
 	}{
 		{"yaml with comments", configcenter.RenewOptions{},
 			"# top\na: " + v1 + "  # trailing\nb: " + v2 + "\nc: x\n", 2, 1, 1, 0, []string{"one", "two"}},

@@ -84,4 +84,3 @@ func TestRenewJobWithScheduler(t *testing.T) {
 		t.Fatal("a.yaml not renewed by the full run")
 	}
 }
-
