@@ -29,6 +29,9 @@ const (
 	OutcomeFailed     = "failed"      // left unchanged; Err says why
 )
 
+// DefaultRenewConcurrency is the default of RenewOptions.Concurrency.
+const DefaultRenewConcurrency = 4
+
 // RenewOptions configure a Renewal.
 type RenewOptions struct {
 	// Client talks to kmsd (required).
@@ -41,6 +44,9 @@ type RenewOptions struct {
 	EncryptionContext map[string]string
 	// DryRun decides what would change without calling ReEncrypt.
 	DryRun bool
+	// Concurrency bounds the ReEncrypt calls in flight for one document
+	// (default DefaultRenewConcurrency).
+	Concurrency int
 	// OnValue, when set, is called once per ENC value with its outcome
 	// (progress output). It never carries a ciphertext or a plaintext.
 	OnValue func(RenewEvent)
@@ -244,7 +250,8 @@ func isKMSDown(ctx context.Context, err error) bool {
 // (comments, layout, other values) is unchanged. Values that cannot be
 // renewed stay as they are and are counted as failed. The error is
 // non-nil only when kmsd is unavailable or ctx ends (then out is nil and
-// nothing must be written). The report's Documents is 1.
+// nothing must be written). The report's Documents is 1. Up to
+// RenewOptions.Concurrency ReEncrypt calls run at once.
 func (r *Renewal) RenewText(ctx context.Context, name string, text []byte) (out []byte, rep RenewReport, err error) {
 	rep.DryRun = r.opts.DryRun
 	rep.Documents = 1
@@ -253,16 +260,28 @@ func (r *Renewal) RenewText(ctx context.Context, name string, text []byte) (out 
 	if len(markers) == 0 {
 		return text, rep, nil
 	}
-	var b strings.Builder
-	b.Grow(len(s))
-	last := 0
-	for _, m := range markers {
-		rep.Scanned++
-		ev := RenewEvent{Document: name, Line: m.line}
-		newB64, err := r.renewOne(ctx, m, &ev)
+	events := make([]RenewEvent, len(markers))
+	newB64 := make([]string, len(markers))
+	var todo []int // markers to re-encrypt
+	for i, m := range markers {
+		events[i] = RenewEvent{Document: name, Line: m.line}
+		need, err := r.decide(ctx, m, &events[i])
 		if err != nil {
 			return nil, RenewReport{}, err
 		}
+		if need {
+			todo = append(todo, i)
+		}
+	}
+	if err := r.reencryptAll(ctx, markers, todo, events, newB64); err != nil {
+		return nil, RenewReport{}, err
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	last := 0
+	for i, m := range markers {
+		ev := events[i]
+		rep.Scanned++
 		switch ev.Outcome {
 		case OutcomeRenewed, OutcomeWouldRenew:
 			rep.Renewed++
@@ -278,9 +297,9 @@ func (r *Renewal) RenewText(ctx context.Context, name string, text []byte) (out 
 		if r.opts.OnValue != nil {
 			r.opts.OnValue(ev)
 		}
-		if newB64 != "" {
+		if newB64[i] != "" {
 			b.WriteString(s[last:m.start])
-			b.WriteString(newB64)
+			b.WriteString(newB64[i])
 			last = m.end
 		}
 	}
@@ -288,61 +307,129 @@ func (r *Renewal) RenewText(ctx context.Context, name string, text []byte) (out 
 	return []byte(b.String()), rep, nil
 }
 
-// renewOne decides on one marker and fills ev; it returns the new base64
-// content when the marker is to be replaced.
-func (r *Renewal) renewOne(ctx context.Context, m textMarker, ev *RenewEvent) (string, error) {
-	fail := func(err error) (string, error) {
-		ev.Outcome, ev.Err = OutcomeFailed, err
-		return "", nil
-	}
+// decide reads one marker's header and its key's primary version and fills
+// ev; it reports whether the value is to be re-encrypted.
+func (r *Renewal) decide(ctx context.Context, m textMarker, ev *RenewEvent) (bool, error) {
 	if m.err != nil {
-		return fail(m.err)
+		ev.Outcome, ev.Err = OutcomeFailed, m.err
+		return false, nil
 	}
 	h, err := kmsclient.ParseCiphertextHeader(m.blob)
 	if err != nil {
-		return fail(fmt.Errorf("%w: not a kmsd ciphertext", ErrDecrypt))
+		ev.Outcome, ev.Err = OutcomeFailed, fmt.Errorf("%w: not a kmsd ciphertext", ErrDecrypt)
+		return false, nil
 	}
 	ev.KeyID, ev.KeyVersion, ev.NewVersion = h.KeyID, h.KeyVersion, h.KeyVersion
 	primary, err := r.primaryOf(ctx, h.KeyID)
 	if err != nil {
 		if isKMSDown(ctx, err) {
-			return "", fmt.Errorf("%w: describe key %s: %w", ErrKMSUnavailable, h.KeyID, err)
+			return false, fmt.Errorf("%w: describe key %s: %w", ErrKMSUnavailable, h.KeyID, err)
 		}
-		return fail(fmt.Errorf("describe key: %w", err))
+		ev.Outcome, ev.Err = OutcomeFailed, fmt.Errorf("describe key: %w", err)
+		return false, nil
 	}
 	if h.KeyVersion >= primary {
 		ev.Outcome = OutcomeSkipped
-		return "", nil
+		return false, nil
 	}
+	ev.NewVersion = primary
 	if r.opts.DryRun {
-		ev.Outcome, ev.NewVersion = OutcomeWouldRenew, primary
-		return "", nil
+		ev.Outcome = OutcomeWouldRenew
+		return false, nil
 	}
+	return true, nil
+}
+
+// reencryptAll re-encrypts markers[todo] with up to Concurrency calls in
+// flight, filling events and newB64; equal ciphertexts share one call.
+func (r *Renewal) reencryptAll(ctx context.Context, markers []textMarker, todo []int, events []RenewEvent, newB64 []string) error {
+	if len(todo) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := r.opts.Concurrency
+	if n <= 0 {
+		n = DefaultRenewConcurrency
+	}
+	work := make(chan int)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	for range min(n, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if err := r.reencryptOne(ctx, markers[i], &events[i], &newB64[i]); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+				}
+			}
+		}()
+	}
+	// Duplicates go after their first occurrence is done, so they reuse it.
+	seen := map[string]bool{}
+	var dups []int
+feed:
+	for _, i := range todo {
+		if seen[string(markers[i].blob)] {
+			dups = append(dups, i)
+			continue
+		}
+		seen[string(markers[i].blob)] = true
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, i := range dups {
+		if err := r.reencryptOne(ctx, markers[i], &events[i], &newB64[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reencryptOne calls ReEncrypt for one marker (or reuses an earlier result
+// for the same ciphertext).
+func (r *Renewal) reencryptOne(ctx context.Context, m textMarker, ev *RenewEvent, out *string) error {
 	old := string(m.blob)
 	r.mu.Lock()
 	done, ok := r.renewed[old]
 	r.mu.Unlock()
 	if ok {
-		ev.Outcome, ev.NewVersion = OutcomeRenewed, done.version
-		return done.b64, nil
+		ev.Outcome, ev.NewVersion, *out = OutcomeRenewed, done.version, done.b64
+		return nil
 	}
-	res, err := r.opts.Client.ReEncrypt(ctx, m.blob, r.opts.EncryptionContext, h.KeyID, r.opts.EncryptionContext)
+	primary := ev.NewVersion
+	res, err := r.opts.Client.ReEncrypt(ctx, m.blob, r.opts.EncryptionContext, ev.KeyID, r.opts.EncryptionContext)
 	if err != nil {
 		if isKMSDown(ctx, err) {
-			return "", fmt.Errorf("%w: re-encrypt: %w", ErrKMSUnavailable, err)
+			return fmt.Errorf("%w: re-encrypt: %w", ErrKMSUnavailable, err)
 		}
-		return fail(fmt.Errorf("%w: %w", ErrDecrypt, err))
+		ev.Outcome, ev.Err, ev.NewVersion = OutcomeFailed, fmt.Errorf("%w: %w", ErrDecrypt, err), ev.KeyVersion
+		return nil
 	}
 	nh, err := kmsclient.ParseCiphertextHeader(res.CiphertextBlob)
-	if err != nil || nh.KeyID != h.KeyID || nh.KeyVersion < primary {
-		return fail(fmt.Errorf("%w: re-encrypt returned an unexpected ciphertext", ErrDecrypt))
+	if err != nil || nh.KeyID != ev.KeyID || nh.KeyVersion < primary {
+		ev.Outcome, ev.Err, ev.NewVersion = OutcomeFailed, fmt.Errorf("%w: re-encrypt returned an unexpected ciphertext", ErrDecrypt), ev.KeyVersion
+		return nil
 	}
-	newB64 := encodeB64(res.CiphertextBlob)
+	b64 := encodeB64(res.CiphertextBlob)
 	r.mu.Lock()
-	r.renewed[old] = renewedValue{b64: newB64, version: nh.KeyVersion}
+	r.renewed[old] = renewedValue{b64: b64, version: nh.KeyVersion}
 	r.mu.Unlock()
-	ev.Outcome, ev.NewVersion = OutcomeRenewed, nh.KeyVersion
-	return newB64, nil
+	ev.Outcome, ev.NewVersion, *out = OutcomeRenewed, nh.KeyVersion, b64
+	return nil
 }
 
 func encodeB64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
