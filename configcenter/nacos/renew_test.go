@@ -3,6 +3,7 @@ package nacos_test
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -170,5 +171,30 @@ func TestRenewNacosConflict(t *testing.T) {
 	}
 	if got, _ := srv.Get(ns, grp, "app.properties"); got != "b="+oldB+"\n#xx\n" {
 		t.Fatal("last edit lost")
+	}
+}
+
+// kmsd unreachable: the run stops with ErrKMSUnavailable and publishes
+// nothing.
+func TestRenewNacosKMSDown(t *testing.T) {
+	kc, keyID := renewKMS(t)
+	srv := nacostest.StartT(t, nacostest.Options{})
+	doc := "a: " + encValue(t, kc, keyID, "x") + "\n"
+	srv.Publish(ns, grp, "a.yaml", doc)
+	if _, err := kc.RotateKey(context.Background(), keyID); err != nil {
+		t.Fatal(err)
+	}
+	down, err := kmsclient.New(kmsclient.Config{Endpoint: "http://127.0.0.1:1", AccessKeyID: "AK", SecretAccessKey: "SK", MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := nacos.NewRenewer(newSource(t, baseConfig(t, srv, "a.yaml")), nacos.RenewerOptions{})
+	publishes := srv.Requests("ConfigPublishRequest")
+	rep, err := r.Renew(context.Background(), configcenter.RenewOptions{Client: down})
+	if !errors.Is(err, configcenter.ErrKMSUnavailable) || rep.Written != 0 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	if got, _ := srv.Get(ns, grp, "a.yaml"); got != doc || srv.Requests("ConfigPublishRequest") != publishes {
+		t.Fatal("published while kmsd was down")
 	}
 }
