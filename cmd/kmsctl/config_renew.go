@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +24,9 @@ type renewFlags struct {
 	key, prefix      string
 	etcdUser         string
 	etcdPasswordFile string
+	etcdCACert       string
+	etcdCert         string
+	etcdKey          string
 
 	nacosServers      []string
 	namespace, group  string
@@ -149,6 +154,9 @@ by the --*-file flags; they are never printed.`,
 	fl.StringVar(&f.prefix, "prefix", "", "renew every etcd key under this prefix")
 	fl.StringVar(&f.etcdUser, "etcd-user", "", "etcd user (default $ETCD_USERNAME); password from $ETCD_PASSWORD or --etcd-password-file")
 	fl.StringVar(&f.etcdPasswordFile, "etcd-password-file", "", "file holding the etcd password")
+	fl.StringVar(&f.etcdCACert, "etcd-cacert", "", "PEM CA bundle to verify etcd's TLS certificate (https endpoints)")
+	fl.StringVar(&f.etcdCert, "etcd-cert", "", "client certificate (PEM) for etcd mutual TLS")
+	fl.StringVar(&f.etcdKey, "etcd-key", "", "client key (PEM) for etcd mutual TLS")
 	fl.StringSliceVar(&f.nacosServers, "nacos-server", nil, "Nacos server HTTP address host:port (repeatable; gRPC on port+1000)")
 	fl.StringVar(&f.namespace, "namespace", "", "Nacos namespace id (default: public)")
 	fl.StringVar(&f.group, "group", nacos.DefaultGroup, "Nacos group")
@@ -177,8 +185,12 @@ func (a *app) etcdRenewer(f *renewFlags) (*etcd.Renewer, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	tlsCfg, err := etcdTLS(f)
+	if err != nil {
+		return nil, nil, err
+	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: f.etcdEndpoints, DialTimeout: 10 * time.Second,
-		Username: user, Password: pass, Logger: zap.NewNop()})
+		Username: user, Password: pass, TLS: tlsCfg, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, nil, fmt.Errorf("etcd: %w", err)
 	}
@@ -238,4 +250,35 @@ func (a *app) nacosRenewer(f *renewFlags) (*nacos.Renewer, func(), error) {
 		return nil, nil, err
 	}
 	return r, func() { _ = src.Close(); cleanup() }, nil
+}
+
+// etcdTLS builds the client TLS configuration from --etcd-cacert,
+// --etcd-cert and --etcd-key (nil when none is given).
+func etcdTLS(f *renewFlags) (*tls.Config, error) {
+	if f.etcdCACert == "" && f.etcdCert == "" && f.etcdKey == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.etcdCACert != "" {
+		pem, err := os.ReadFile(f.etcdCACert)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--etcd-cacert %s holds no PEM certificate", f.etcdCACert)
+		}
+		cfg.RootCAs = pool
+	}
+	if (f.etcdCert == "") != (f.etcdKey == "") {
+		return nil, errors.New("--etcd-cert and --etcd-key go together")
+	}
+	if f.etcdCert != "" {
+		pair, err := tls.LoadX509KeyPair(f.etcdCert, f.etcdKey)
+		if err != nil {
+			return nil, fmt.Errorf("etcd client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
 }

@@ -108,6 +108,12 @@ func TestConfigRenewEtcd(t *testing.T) {
 		t.Fatalf("context value: %v", err)
 	}
 
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.fail(1, "holds no PEM certificate", "", "config", "renew", "--etcd-endpoints", e.Endpoint, "--key", "/x", "--etcd-cacert", notPEM)
+	c.fail(1, "--etcd-cert and --etcd-key go together", "", "config", "renew", "--etcd-endpoints", e.Endpoint, "--key", "/x", "--etcd-cert", notPEM)
 	c.fail(1, "exactly one of --key and --prefix", "", "config", "renew", "--etcd-endpoints", e.Endpoint)
 	c.fail(1, "either --etcd-endpoints or --nacos-server", "", "config", "renew")
 }
