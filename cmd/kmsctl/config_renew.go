@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -41,6 +42,7 @@ type renewFlags struct {
 	dryRun   bool
 	attempts int
 	quiet    bool
+	timeout  time.Duration
 }
 
 // readSecretFile reads a secret from a file, trimming one trailing newline.
@@ -127,7 +129,9 @@ by the --*-file flags; they are never printed.`,
 					}
 				}
 			}
-			rep, runErr := sr.Renew(cmd.Context(), opts)
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+			defer cancel()
+			rep, runErr := sr.Renew(ctx, opts)
 			if err := a.emit(cmd.OutOrStdout(), rep, func(tw *tabwriter.Writer) {
 				fmt.Fprintf(tw, "Source:\t%s\n", sr.Name())
 				if rep.DryRun {
@@ -169,6 +173,7 @@ by the --*-file flags; they are never printed.`,
 	fl.StringArrayVar(&f.context, "context", nil, "encryption context key=value the values were encrypted with (repeatable; kmsctl enc --context)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "only list what would change; write nothing")
 	fl.IntVar(&f.attempts, "attempts", 5, "compare-and-swap attempts per document before leaving it to a concurrent editor")
+	fl.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long (an unreachable etcd or Nacos is retried until then)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no per-value progress lines on stderr")
 	return cmd
 }
