@@ -5,11 +5,16 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/kmsgo/kmsgo/configcenter"
 )
+
+// conflictBackoff is the pause before re-reading a dataId after a failed
+// publish.
+const conflictBackoff = 250 * time.Millisecond
 
 // DefaultRenewAttempts bounds the compare-and-swap publishes per dataId.
 const DefaultRenewAttempts = 5
@@ -117,7 +122,13 @@ func (r *Renewer) renewDataID(ctx context.Context, run *configcenter.Renewal, id
 		}
 		// The publish failed: a CAS conflict if the content changed since it
 		// was read (Nacos's refusal text is not a stable contract), else a
-		// real error.
+		// real error. Wait a little first: it lets an editor finish and
+		// keeps re-reads under the SDK's per-dataId limit of 5 queries/s.
+		select {
+		case <-time.After(conflictBackoff):
+		case <-ctx.Done():
+			return total, ctx.Err()
+		}
 		now, err := r.src.fetch(ctx, id)
 		if err != nil {
 			return total, err

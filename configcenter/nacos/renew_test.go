@@ -67,15 +67,15 @@ func TestRenewNacos(t *testing.T) {
 	srv := nacostest.StartT(t, nacostest.Options{})
 	yaml := "# orders service\ndb:\n  password: " + encValue(t, kc, keyID, "s3cret") + "  # yearly\n  user: orders\n"
 	props := "# comment\napi.token = " + encValue(t, kc, keyID, "tok") + "\nplain=1\n"
-	srv.Publish(ns, grp, "orders.yaml", yaml)
-	srv.Publish(ns, grp, "secrets.properties", props)
+	srv.Publish(ns, grp, "renew-orders.yaml", yaml)
+	srv.Publish(ns, grp, "renew-secrets.properties", props)
 	if _, err := kc.RotateKey(ctx, keyID); err != nil {
 		t.Fatal(err)
 	}
 
 	// A running application.
 	app, err := configcenter.New(ctx, configcenter.Options{
-		Sources:   []configcenter.Source{newSource(t, baseConfig(t, srv, "orders.yaml", "secrets.properties"))},
+		Sources:   []configcenter.Source{newSource(t, baseConfig(t, srv, "renew-orders.yaml", "renew-secrets.properties"))},
 		Decrypter: kc, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestRenewNacos(t *testing.T) {
 	defer app.Close()
 	before := app.Snapshot().Revisions()[0]
 
-	r, err := nacos.NewRenewer(newSource(t, baseConfig(t, srv, "orders.yaml", "secrets.properties", "missing.yaml")), nacos.RenewerOptions{})
+	r, err := nacos.NewRenewer(newSource(t, baseConfig(t, srv, "renew-orders.yaml", "renew-secrets.properties", "renew-missing.yaml")), nacos.RenewerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,14 +91,14 @@ func TestRenewNacos(t *testing.T) {
 	if err != nil || rep.Renewed != 2 || rep.Written != 0 || rep.Scanned != 2 {
 		t.Fatalf("dry run: %+v %v", rep, err)
 	}
-	if got, _ := srv.Get(ns, grp, "orders.yaml"); got != yaml {
+	if got, _ := srv.Get(ns, grp, "renew-orders.yaml"); got != yaml {
 		t.Fatal("dry run published")
 	}
 	rep, err = r.Renew(ctx, configcenter.RenewOptions{Client: kc})
 	if err != nil || rep.Renewed != 2 || rep.Written != 2 || rep.Scanned != 2 || rep.Failed != 0 || rep.Err() != nil {
 		t.Fatalf("renew: %+v %v", rep, err)
 	}
-	for id, old := range map[string]string{"orders.yaml": yaml, "secrets.properties": props} {
+	for id, old := range map[string]string{"renew-orders.yaml": yaml, "renew-secrets.properties": props} {
 		got, _ := srv.Get(ns, grp, id)
 		if got == old || outside(got) != outside(old) {
 			t.Fatalf("%s: not renewed or layout changed:\n%s", id, got)
@@ -130,15 +130,15 @@ func TestRenewNacosConflict(t *testing.T) {
 	defer cancel()
 	srv := nacostest.StartT(t, nacostest.Options{})
 	oldB := encValue(t, kc, keyID, "b")
-	srv.Publish(ns, grp, "app.properties", "a="+encValue(t, kc, keyID, "a")+"\nb="+oldB+"\n")
+	srv.Publish(ns, grp, "renew-conflict.properties", "a="+encValue(t, kc, keyID, "a")+"\nb="+oldB+"\n")
 	if _, err := kc.RotateKey(ctx, keyID); err != nil {
 		t.Fatal(err)
 	}
 	operator := "a=" + encValue(t, kc, keyID, "a-by-operator") + "\n# edited\nb=" + oldB + "\n"
 	edits := 0
-	r, err := nacos.NewRenewer(newSource(t, baseConfig(t, srv, "app.properties")), nacos.RenewerOptions{BeforeWrite: func(string) {
+	r, err := nacos.NewRenewer(newSource(t, baseConfig(t, srv, "renew-conflict.properties")), nacos.RenewerOptions{BeforeWrite: func(string) {
 		if edits == 0 {
-			srv.Publish(ns, grp, "app.properties", operator)
+			srv.Publish(ns, grp, "renew-conflict.properties", operator)
 		}
 		edits++
 	}})
@@ -149,7 +149,7 @@ func TestRenewNacosConflict(t *testing.T) {
 	if err != nil || edits != 2 || rep.Conflicts != 1 || rep.Written != 1 || rep.Renewed != 1 || rep.Skipped != 1 {
 		t.Fatalf("edits %d report %+v %v", edits, rep, err)
 	}
-	got, _ := srv.Get(ns, grp, "app.properties")
+	got, _ := srv.Get(ns, grp, "renew-conflict.properties")
 	if outside(got) != outside(operator) || !strings.HasPrefix(got, "a="+encRe.FindString(operator)) {
 		t.Fatalf("operator's publish overwritten:\n%s", got)
 	}
@@ -160,16 +160,16 @@ func TestRenewNacosConflict(t *testing.T) {
 
 	// Always edited before the publish: left to the operator.
 	n := 0
-	r, _ = nacos.NewRenewer(newSource(t, baseConfig(t, srv, "app.properties")), nacos.RenewerOptions{Attempts: 2, BeforeWrite: func(string) {
+	r, _ = nacos.NewRenewer(newSource(t, baseConfig(t, srv, "renew-conflict.properties")), nacos.RenewerOptions{Attempts: 2, BeforeWrite: func(string) {
 		n++
-		srv.Publish(ns, grp, "app.properties", "b="+oldB+"\n#"+strings.Repeat("x", n)+"\n")
+		srv.Publish(ns, grp, "renew-conflict.properties", "b="+oldB+"\n#"+strings.Repeat("x", n)+"\n")
 	}})
-	srv.Publish(ns, grp, "app.properties", "b="+oldB+"\n")
+	srv.Publish(ns, grp, "renew-conflict.properties", "b="+oldB+"\n")
 	rep, err = r.Renew(ctx, configcenter.RenewOptions{Client: kc})
 	if err != nil || n != 2 || rep.GaveUp != 1 || rep.Written != 0 || rep.Err() == nil {
 		t.Fatalf("n %d report %+v %v", n, rep, err)
 	}
-	if got, _ := srv.Get(ns, grp, "app.properties"); got != "b="+oldB+"\n#xx\n" {
+	if got, _ := srv.Get(ns, grp, "renew-conflict.properties"); got != "b="+oldB+"\n#xx\n" {
 		t.Fatal("last edit lost")
 	}
 }
@@ -180,7 +180,7 @@ func TestRenewNacosKMSDown(t *testing.T) {
 	kc, keyID := renewKMS(t)
 	srv := nacostest.StartT(t, nacostest.Options{})
 	doc := "a: " + encValue(t, kc, keyID, "x") + "\n"
-	srv.Publish(ns, grp, "a.yaml", doc)
+	srv.Publish(ns, grp, "renew-down.yaml", doc)
 	if _, err := kc.RotateKey(context.Background(), keyID); err != nil {
 		t.Fatal(err)
 	}
@@ -188,13 +188,13 @@ func TestRenewNacosKMSDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, _ := nacos.NewRenewer(newSource(t, baseConfig(t, srv, "a.yaml")), nacos.RenewerOptions{})
+	r, _ := nacos.NewRenewer(newSource(t, baseConfig(t, srv, "renew-down.yaml")), nacos.RenewerOptions{})
 	publishes := srv.Requests("ConfigPublishRequest")
 	rep, err := r.Renew(context.Background(), configcenter.RenewOptions{Client: down})
 	if !errors.Is(err, configcenter.ErrKMSUnavailable) || rep.Written != 0 {
 		t.Fatalf("%+v %v", rep, err)
 	}
-	if got, _ := srv.Get(ns, grp, "a.yaml"); got != doc || srv.Requests("ConfigPublishRequest") != publishes {
+	if got, _ := srv.Get(ns, grp, "renew-down.yaml"); got != doc || srv.Requests("ConfigPublishRequest") != publishes {
 		t.Fatal("published while kmsd was down")
 	}
 }
