@@ -32,4 +32,10 @@
 // Decrypted values never reach logs or disk through this package: the
 // String, GoString and fmt output of a Snapshot and of a Config are
 // redacted, and errors name paths, never values.
+//
+// Renewal (renew.go) keeps stored ciphertext on the newest key version:
+// RenewText re-encrypts, through kmsd's ReEncrypt, each ENC value of a
+// document whose key version is not its key's primary version, changing no
+// other byte; etcd.Renewer and nacos.Renewer write the result back with
+// compare-and-swap, RenewJob schedules them as a jobs.Job.
 package configcenter

@@ -29,3 +29,7 @@ var (
 	// ErrClosed: the Config was closed.
 	ErrClosed = errors.New("configcenter: closed")
 )
+
+// ErrRenewIncomplete: a renewal left some ENC values under an old key
+// version (they failed, or their document kept changing); see RenewReport.
+var ErrRenewIncomplete = errors.New("configcenter: renewal incomplete")

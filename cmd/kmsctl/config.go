@@ -26,9 +26,10 @@ func (a *app) configCmd() *cobra.Command {
 
   encrypt-file  replaces every DEC(plaintext) marker with ENC(...) in place, keeping comments and layout
   decrypt-file  prints the file with ENC(...) values decrypted, to stdout only (the file is not changed)
-  inspect       lists the path, key id and key version of every ENC(...) value (no kmsd call)`,
+  inspect       lists the path, key id and key version of every ENC(...) value (no kmsd call)
+  renew         re-encrypts old-version ENC(...) values in etcd or Nacos in place (compare-and-swap)`,
 	}
-	cmd.AddCommand(a.configEncryptFileCmd(), a.configDecryptFileCmd(), a.configInspectCmd())
+	cmd.AddCommand(a.configEncryptFileCmd(), a.configDecryptFileCmd(), a.configInspectCmd(), a.configRenewCmd())
 	return cmd
 }
 

@@ -17,4 +17,8 @@
 //
 // In the Key layout a deleted key is reported to onError and the last
 // state stays; Load of a missing key fails with ErrKeyNotFound.
+//
+// Renewer (opt-in) re-encrypts ENC values stored under a key or prefix
+// under their keys' primary versions and writes them back with a
+// transaction on the key's ModRevision (see configcenter.RenewText).
 package etcd

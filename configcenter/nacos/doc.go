@@ -47,4 +47,8 @@
 // DefaultConfigEncryptionFilter; IConfigClient has no method to add a
 // filter, and the listener callback (vo.Listener) receives only the content,
 // never the encryptedDataKey stored beside it.
+//
+// Renewer (opt-in) re-encrypts ENC values of a Source's dataIds under their
+// keys' primary versions and publishes them back with the read content's
+// MD5 as CasMd5 (see configcenter.RenewText).
 package nacos
