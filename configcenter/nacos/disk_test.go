@@ -77,8 +77,8 @@ func TestNoPlaintextOnDiskOrInLogs(t *testing.T) {
 	}
 
 	srv := nacostest.StartT(t, nacostest.Options{})
-	srv.Publish(ns, grp, "secrets.yaml", "db:\n  password: "+enc1+"\n")
-	srv.Publish(ns, grp, "plain.yaml", "flag: "+plainCanary+"\n")
+	srv.Publish(ns(t), grp, "secrets.yaml", "db:\n  password: "+enc1+"\n")
+	srv.Publish(ns(t), grp, "plain.yaml", "flag: "+plainCanary+"\n")
 
 	var logs lockedBuffer
 	debug := slog.LevelDebug
@@ -95,8 +95,8 @@ func TestNoPlaintextOnDiskOrInLogs(t *testing.T) {
 	}
 	w := startWatch(t, src)
 	subscribed(t, srv, "secrets.yaml", "plain.yaml")
-	srv.Publish(ns, grp, "secrets.yaml", "db:\n  password: "+enc2+"\n")
-	srv.Publish(ns, grp, "plain.yaml", "flag: "+plainCanary+"-v2\n")
+	srv.Publish(ns(t), grp, "secrets.yaml", "db:\n  password: "+enc2+"\n")
+	srv.Publish(ns(t), grp, "plain.yaml", "flag: "+plainCanary+"-v2\n")
 	w.waitState(t, "[secrets.yaml||db:\n  password: "+enc2+"\n][plain.yaml||flag: "+plainCanary+"-v2\n]")
 	if err := src.Close(); err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestNewRejectsFailoverOfEncryptedDataKey(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "app.yaml@@"+grp+"@@"+ns+"_failover"), []byte("k"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "app.yaml@@"+grp+"@@"+ns(t)+"_failover"), []byte("k"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := nacos.New(cfg); err == nil {

@@ -20,20 +20,31 @@ import (
 )
 
 const (
-	ns      = "ns-test"
 	grp     = "APP"
 	waitFor = 45 * time.Second
 )
+
+// ns(t) is the test's own namespace: nacos-sdk-go limits config queries to
+// 5 a second per dataId+group+namespace for the whole process, so tests that
+// share one would slow each other down on a loaded machine.
+func ns(t testing.TB) string {
+	return "ns-" + strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+}
 
 func baseConfig(t *testing.T, srv *nacostest.Server, ids ...string) nacos.Config {
 	t.Helper()
 	return nacos.Config{
 		Servers:   []string{srv.Addr()},
-		Namespace: ns,
+		Namespace: ns(t),
 		Group:     grp,
 		DataIDs:   ids,
 		Dir:       filepath.Join(sdkDir(t), "nacos"),
-		Timeout:   5 * time.Second,
+		Timeout:   20 * time.Second, // generous: an SDK request that times out under load trips the SDK's own data race (rpc_client status CAS vs read)
 		// A short re-read interval makes the tests independent of the
 		// SDK's lost-push race (see subscribed); the push tests set -1.
 		ResyncInterval: time.Second,
@@ -167,7 +178,7 @@ func (w *watcher) hasState(want string) bool {
 func publishUntilPushed(t *testing.T, srv *nacostest.Server, w *watcher, dataID string, value, want func(int) string) configcenter.State {
 	t.Helper()
 	for i := range 3 {
-		srv.Publish(ns, grp, dataID, value(i))
+		srv.Publish(ns(t), grp, dataID, value(i))
 		deadline := time.Now().Add(waitFor / 3)
 		for time.Now().Before(deadline) {
 			if w.hasState(want(i)) {
@@ -204,7 +215,7 @@ func subscribed(t *testing.T, srv *nacostest.Server, ids ...string) {
 	t.Helper()
 	eventually(t, "subscription", func() bool {
 		for _, id := range ids {
-			if srv.Listeners(ns, grp, id) != 1 {
+			if srv.Listeners(ns(t), grp, id) != 1 {
 				return false
 			}
 		}
@@ -228,7 +239,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // re-read is running.
 func TestPublishThenNotify(t *testing.T) {
 	srv := nacostest.StartT(t, nacostest.Options{})
-	srv.Publish(ns, grp, "app.yaml", "a: 1\n")
+	srv.Publish(ns(t), grp, "app.yaml", "a: 1\n")
 	cfg := baseConfig(t, srv, "app.yaml")
 	cfg.ResyncInterval = -1
 	src := newSource(t, cfg)
@@ -259,7 +270,7 @@ func TestPublishThenNotify(t *testing.T) {
 // deliver nothing; every delivered state has a new revision.
 func TestNoDuplicateRevisions(t *testing.T) {
 	srv := nacostest.StartT(t, nacostest.Options{})
-	srv.Publish(ns, grp, "app.yaml", "a: 1\n")
+	srv.Publish(ns(t), grp, "app.yaml", "a: 1\n")
 	cfg := baseConfig(t, srv, "app.yaml")
 	cfg.ResyncInterval = 100 * time.Millisecond
 	src := newSource(t, cfg)
@@ -269,16 +280,16 @@ func TestNoDuplicateRevisions(t *testing.T) {
 	w := startWatch(t, src)
 	subscribed(t, srv, "app.yaml")
 	for range 5 {
-		srv.Publish(ns, grp, "app.yaml", "a: 1\n")
+		srv.Publish(ns(t), grp, "app.yaml", "a: 1\n")
 	}
 	queries := srv.Requests("ConfigQueryRequest")
 	eventually(t, "several re-reads", func() bool { return srv.Requests("ConfigQueryRequest") >= queries+5 })
 	if n := w.count(); n != 0 {
 		t.Fatalf("%d states delivered without a change", n)
 	}
-	srv.Publish(ns, grp, "app.yaml", "a: 2\n")
+	srv.Publish(ns(t), grp, "app.yaml", "a: 2\n")
 	w.waitState(t, "[app.yaml||a: 2\n]")
-	srv.Publish(ns, grp, "app.yaml", "a: 3\n")
+	srv.Publish(ns(t), grp, "app.yaml", "a: 3\n")
 	w.waitState(t, "[app.yaml||a: 3\n]")
 	q := srv.Requests("ConfigQueryRequest")
 	eventually(t, "more re-reads", func() bool { return srv.Requests("ConfigQueryRequest") >= q+5 })
@@ -298,9 +309,9 @@ func TestNoDuplicateRevisions(t *testing.T) {
 
 func TestSeveralDataIDs(t *testing.T) {
 	srv := nacostest.StartT(t, nacostest.Options{})
-	srv.Publish(ns, grp, "base.yaml", "a: 1\n")
-	srv.Publish(ns, grp, "override.json", `{"a":2}`)
-	srv.Publish(ns, grp, "extra", "b = 3\n")
+	srv.Publish(ns(t), grp, "base.yaml", "a: 1\n")
+	srv.Publish(ns(t), grp, "override.json", `{"a":2}`)
+	srv.Publish(ns(t), grp, "extra", "b = 3\n")
 	cfg := baseConfig(t, srv, "base.yaml", "missing.yaml", "override.json", "extra")
 	cfg.Formats = map[string]configcenter.Format{"extra": configcenter.FormatTOML}
 	src := newSource(t, cfg)
@@ -317,12 +328,12 @@ func TestSeveralDataIDs(t *testing.T) {
 	w := startWatch(t, src)
 	subscribed(t, srv, "base.yaml", "missing.yaml", "override.json", "extra")
 	// A dataId that appears later takes its configured place in the order.
-	srv.Publish(ns, grp, "missing.yaml", "c: 4\n")
+	srv.Publish(ns(t), grp, "missing.yaml", "c: 4\n")
 	w.waitState(t, "[base.yaml||a: 1\n][missing.yaml||c: 4\n][override.json||{\"a\":2}][extra|toml|b = 3\n]")
-	srv.Publish(ns, grp, "override.json", `{"a":5}`)
+	srv.Publish(ns(t), grp, "override.json", `{"a":5}`)
 	w.waitState(t, "[base.yaml||a: 1\n][missing.yaml||c: 4\n][override.json||{\"a\":5}][extra|toml|b = 3\n]")
 	// A removed dataId drops out of the state.
-	srv.Remove(ns, grp, "base.yaml")
+	srv.Remove(ns(t), grp, "base.yaml")
 	w.waitState(t, "[missing.yaml||c: 4\n][override.json||{\"a\":5}][extra|toml|b = 3\n]")
 }
 
@@ -331,7 +342,7 @@ func TestServerRestartResubscribes(t *testing.T) {
 		return
 	}
 	srv := nacostest.StartT(t, nacostest.Options{})
-	srv.Publish(ns, grp, "app.yaml", "v: 1\n")
+	srv.Publish(ns(t), grp, "app.yaml", "v: 1\n")
 	cfg := baseConfig(t, srv, "app.yaml")
 	cfg.ResyncInterval = -1 // only the re-subscription can deliver
 	src := newSource(t, cfg)
@@ -352,7 +363,7 @@ func TestServerRestartResubscribes(t *testing.T) {
 	// A change made while the server is down (here: before it comes back
 	// with new data) is picked up by the md5 comparison of the re-listen.
 	srv.Stop()
-	srv.Publish(ns, grp, "app.yaml", "v: 3\n") // stored; nobody connected
+	srv.Publish(ns(t), grp, "app.yaml", "v: 3\n") // stored; nobody connected
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +385,7 @@ func TestStartWithoutServerFails(t *testing.T) {
 
 func TestSnapshotFallbackIsOptIn(t *testing.T) {
 	srv := nacostest.StartT(t, nacostest.Options{})
-	srv.Publish(ns, grp, "app.yaml", "a: 1\n")
+	srv.Publish(ns(t), grp, "app.yaml", "a: 1\n")
 	cfg := baseConfig(t, srv, "app.yaml")
 	cfg.Timeout = 2 * time.Second
 	first := newSource(t, cfg)
@@ -401,14 +412,14 @@ func TestSnapshotFallbackIsOptIn(t *testing.T) {
 
 func TestFailoverFileIsRefused(t *testing.T) {
 	srv := nacostest.StartT(t, nacostest.Options{})
-	srv.Publish(ns, grp, "app.yaml", "a: server\n")
+	srv.Publish(ns(t), grp, "app.yaml", "a: server\n")
 	cfg := baseConfig(t, srv, "app.yaml")
 	src := newSource(t, cfg)
 	if _, err := src.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	_ = src.Close()
-	failover := filepath.Join(cfg.Dir, "cache", "config", "app.yaml@@"+grp+"@@"+ns+"_failover")
+	failover := filepath.Join(cfg.Dir, "cache", "config", "app.yaml@@"+grp+"@@"+ns(t)+"_failover")
 	if err := os.WriteFile(failover, []byte("a: planted\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +453,7 @@ func TestAuth(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := nacostest.StartT(t, tc.opts)
-			srv.Publish(ns, grp, "app.yaml", "a: 1\n")
+			srv.Publish(ns(t), grp, "app.yaml", "a: 1\n")
 			cfg := baseConfig(t, srv, "app.yaml")
 			tc.set(&cfg)
 			src := newSource(t, cfg)
@@ -464,7 +475,7 @@ func TestSeveralServers(t *testing.T) {
 	down := nacostest.StartT(t, nacostest.Options{})
 	down.Stop()
 	up := nacostest.StartT(t, nacostest.Options{})
-	up.Publish(ns, grp, "app.yaml", "a: 1\n")
+	up.Publish(ns(t), grp, "app.yaml", "a: 1\n")
 	cfg := baseConfig(t, up, "app.yaml")
 	cfg.Servers = []string{down.Addr(), "http://" + up.Addr()}
 	src := newSource(t, cfg)
@@ -520,12 +531,12 @@ func TestConfigStringRedactsSecrets(t *testing.T) {
 
 func TestWatchTwiceAndClose(t *testing.T) {
 	srv := nacostest.StartT(t, nacostest.Options{})
-	srv.Publish(ns, grp, "app.yaml", "a: 1\n")
+	srv.Publish(ns(t), grp, "app.yaml", "a: 1\n")
 	src := newSource(t, baseConfig(t, srv, "app.yaml"))
 	// Watch without Load loads first.
 	done := make(chan error, 1)
 	go func() { done <- src.Watch(context.Background(), nil, nil) }()
-	eventually(t, "subscription", func() bool { return srv.Listeners(ns, grp, "app.yaml") == 1 })
+	eventually(t, "subscription", func() bool { return srv.Listeners(ns(t), grp, "app.yaml") == 1 })
 	if err := src.Watch(context.Background(), nil, nil); !errors.Is(err, nacos.ErrWatching) {
 		t.Fatalf("second Watch = %v, want ErrWatching", err)
 	}
@@ -576,7 +587,7 @@ func TestLostServerReportedAndRecovered(t *testing.T) {
 		return
 	}
 	srv := nacostest.StartT(t, nacostest.Options{})
-	srv.Publish(ns, grp, "app.yaml", "v: 1\n")
+	srv.Publish(ns(t), grp, "app.yaml", "v: 1\n")
 	cfg := baseConfig(t, srv, "app.yaml")
 	cfg.ResyncInterval = 500 * time.Millisecond
 	cfg.Timeout = 2 * time.Second
@@ -601,6 +612,6 @@ func TestLostServerReportedAndRecovered(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	srv.Publish(ns, grp, "app.yaml", "v: 2\n")
+	srv.Publish(ns(t), grp, "app.yaml", "v: 2\n")
 	w.waitState(t, "[app.yaml||v: 2\n]")
 }

@@ -67,8 +67,8 @@ func TestRenewNacos(t *testing.T) {
 	srv := nacostest.StartT(t, nacostest.Options{})
 	yaml := "# orders service\ndb:\n  password: " + encValue(t, kc, keyID, "s3cret") + "  # yearly\n  user: orders\n"
 	props := "# comment\napi.token = " + encValue(t, kc, keyID, "tok") + "\nplain=1\n"
-	srv.Publish(ns, grp, "renew-orders.yaml", yaml)
-	srv.Publish(ns, grp, "renew-secrets.properties", props)
+	srv.Publish(ns(t), grp, "renew-orders.yaml", yaml)
+	srv.Publish(ns(t), grp, "renew-secrets.properties", props)
 	if _, err := kc.RotateKey(ctx, keyID); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestRenewNacos(t *testing.T) {
 	if err != nil || rep.Renewed != 2 || rep.Written != 0 || rep.Scanned != 2 {
 		t.Fatalf("dry run: %+v %v", rep, err)
 	}
-	if got, _ := srv.Get(ns, grp, "renew-orders.yaml"); got != yaml {
+	if got, _ := srv.Get(ns(t), grp, "renew-orders.yaml"); got != yaml {
 		t.Fatal("dry run published")
 	}
 	rep, err = r.Renew(ctx, configcenter.RenewOptions{Client: kc})
@@ -99,7 +99,7 @@ func TestRenewNacos(t *testing.T) {
 		t.Fatalf("renew: %+v %v", rep, err)
 	}
 	for id, old := range map[string]string{"renew-orders.yaml": yaml, "renew-secrets.properties": props} {
-		got, _ := srv.Get(ns, grp, id)
+		got, _ := srv.Get(ns(t), grp, id)
 		if got == old || outside(got) != outside(old) {
 			t.Fatalf("%s: not renewed or layout changed:\n%s", id, got)
 		}
@@ -130,7 +130,7 @@ func TestRenewNacosConflict(t *testing.T) {
 	defer cancel()
 	srv := nacostest.StartT(t, nacostest.Options{})
 	oldB := encValue(t, kc, keyID, "b")
-	srv.Publish(ns, grp, "renew-conflict.properties", "a="+encValue(t, kc, keyID, "a")+"\nb="+oldB+"\n")
+	srv.Publish(ns(t), grp, "renew-conflict.properties", "a="+encValue(t, kc, keyID, "a")+"\nb="+oldB+"\n")
 	if _, err := kc.RotateKey(ctx, keyID); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestRenewNacosConflict(t *testing.T) {
 	edits := 0
 	r, err := nacos.NewRenewer(newSource(t, baseConfig(t, srv, "renew-conflict.properties")), nacos.RenewerOptions{BeforeWrite: func(string) {
 		if edits == 0 {
-			srv.Publish(ns, grp, "renew-conflict.properties", operator)
+			srv.Publish(ns(t), grp, "renew-conflict.properties", operator)
 		}
 		edits++
 	}})
@@ -149,7 +149,7 @@ func TestRenewNacosConflict(t *testing.T) {
 	if err != nil || edits != 2 || rep.Conflicts != 1 || rep.Written != 1 || rep.Renewed != 1 || rep.Skipped != 1 {
 		t.Fatalf("edits %d report %+v %v", edits, rep, err)
 	}
-	got, _ := srv.Get(ns, grp, "renew-conflict.properties")
+	got, _ := srv.Get(ns(t), grp, "renew-conflict.properties")
 	if outside(got) != outside(operator) || !strings.HasPrefix(got, "a="+encRe.FindString(operator)) {
 		t.Fatalf("operator's publish overwritten:\n%s", got)
 	}
@@ -162,14 +162,14 @@ func TestRenewNacosConflict(t *testing.T) {
 	n := 0
 	r, _ = nacos.NewRenewer(newSource(t, baseConfig(t, srv, "renew-conflict.properties")), nacos.RenewerOptions{Attempts: 2, BeforeWrite: func(string) {
 		n++
-		srv.Publish(ns, grp, "renew-conflict.properties", "b="+oldB+"\n#"+strings.Repeat("x", n)+"\n")
+		srv.Publish(ns(t), grp, "renew-conflict.properties", "b="+oldB+"\n#"+strings.Repeat("x", n)+"\n")
 	}})
-	srv.Publish(ns, grp, "renew-conflict.properties", "b="+oldB+"\n")
+	srv.Publish(ns(t), grp, "renew-conflict.properties", "b="+oldB+"\n")
 	rep, err = r.Renew(ctx, configcenter.RenewOptions{Client: kc})
 	if err != nil || n != 2 || rep.GaveUp != 1 || rep.Written != 0 || rep.Err() == nil {
 		t.Fatalf("n %d report %+v %v", n, rep, err)
 	}
-	if got, _ := srv.Get(ns, grp, "renew-conflict.properties"); got != "b="+oldB+"\n#xx\n" {
+	if got, _ := srv.Get(ns(t), grp, "renew-conflict.properties"); got != "b="+oldB+"\n#xx\n" {
 		t.Fatal("last edit lost")
 	}
 }
@@ -180,7 +180,7 @@ func TestRenewNacosKMSDown(t *testing.T) {
 	kc, keyID := renewKMS(t)
 	srv := nacostest.StartT(t, nacostest.Options{})
 	doc := "a: " + encValue(t, kc, keyID, "x") + "\n"
-	srv.Publish(ns, grp, "renew-down.yaml", doc)
+	srv.Publish(ns(t), grp, "renew-down.yaml", doc)
 	if _, err := kc.RotateKey(context.Background(), keyID); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestRenewNacosKMSDown(t *testing.T) {
 	if !errors.Is(err, configcenter.ErrKMSUnavailable) || rep.Written != 0 {
 		t.Fatalf("%+v %v", rep, err)
 	}
-	if got, _ := srv.Get(ns, grp, "renew-down.yaml"); got != doc || srv.Requests("ConfigPublishRequest") != publishes {
+	if got, _ := srv.Get(ns(t), grp, "renew-down.yaml"); got != doc || srv.Requests("ConfigPublishRequest") != publishes {
 		t.Fatal("published while kmsd was down")
 	}
 }

@@ -53,7 +53,7 @@ func selfSigned(t *testing.T) (tls.Certificate, string) {
 func TestTLS(t *testing.T) {
 	cert, caFile := selfSigned(t)
 	srv := nacostest.StartT(t, nacostest.Options{TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
-	srv.Publish(ns, grp, "app.yaml", "a: tls\n")
+	srv.Publish(ns(t), grp, "app.yaml", "a: tls\n")
 
 	cfg := baseConfig(t, srv, "app.yaml")
 	cfg.TLS = &nacos.TLS{CAFile: caFile}

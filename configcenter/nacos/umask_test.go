@@ -17,7 +17,7 @@ func TestModesTightenedUnderUmask(t *testing.T) {
 	old := syscall.Umask(0) // the SDK's 0666/0777 now land as is
 	t.Cleanup(func() { syscall.Umask(old) })
 	srv := nacostest.StartT(t, nacostest.Options{})
-	srv.Publish(ns, grp, "app.yaml", "a: 1\n")
+	srv.Publish(ns(t), grp, "app.yaml", "a: 1\n")
 	cfg := baseConfig(t, srv, "app.yaml")
 	src := newSource(t, cfg)
 	if _, err := src.Load(context.Background()); err != nil {
