@@ -25,6 +25,7 @@ import (
 	"github.com/kmsgo/kmsgo/server/audit"
 	"github.com/kmsgo/kmsgo/server/auth"
 	"github.com/kmsgo/kmsgo/server/kms"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
 
 // Protocol constants.
@@ -409,30 +410,12 @@ func decodeBody(body []byte, v any) error {
 		if strings.HasPrefix(err.Error(), "json: unknown field ") {
 			return validationErr("%s", strings.TrimPrefix(err.Error(), "json: "))
 		}
-		return awsErr(ExcSerialization, "%s", jsonErrMessage(err))
+		return awsErr(ExcSerialization, "%s", kmsapi.JSONErrorMessage(err, "malformed request body"))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return awsErr(ExcSerialization, "trailing data after the JSON object")
 	}
 	return nil
-}
-
-func jsonErrMessage(err error) string {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te):
-		if te.Field != "" {
-			return "field " + te.Field + ": expected " + te.Type.String()
-		}
-		return "expected a JSON object"
-	case errors.As(err, &se):
-		return "malformed JSON at offset " + strconv.FormatInt(se.Offset, 10)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "truncated JSON"
-	default:
-		return "malformed request body"
-	}
 }
 
 // truncUTF8 cuts s to at most n bytes on a rune boundary.

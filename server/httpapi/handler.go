@@ -116,30 +116,12 @@ func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %s", ErrValidation, jsonErrMessage(err))
+		return fmt.Errorf("%w: %s", ErrValidation, kmsapi.JSONErrorMessage(err, ""))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("%w: trailing data after JSON object", ErrValidation)
 	}
 	return nil
-}
-
-func jsonErrMessage(err error) string {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te):
-		if te.Field != "" {
-			return "field " + te.Field + ": expected " + te.Type.String()
-		}
-		return "expected a JSON object"
-	case errors.As(err, &se):
-		return "malformed JSON at offset " + strconv.FormatInt(se.Offset, 10)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "truncated JSON"
-	default:
-		return err.Error()
-	}
 }
 
 // handlerFunc returns the answer body, or an error.

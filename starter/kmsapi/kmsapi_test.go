@@ -2,8 +2,11 @@ package kmsapi_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/kmsgo/kmsgo/starter/kmsapi"
@@ -61,4 +64,32 @@ func ExampleCodeStatus() {
 	st, _ := kmsapi.CodeStatus(kmsapi.CodeInvalidCiphertext)
 	fmt.Println(st)
 	// Output: 400
+}
+
+func TestJSONErrorMessage(t *testing.T) {
+	var in struct {
+		N int `json:"n"`
+	}
+	decode := func(s string) error { return json.Unmarshal([]byte(s), &in) }
+	other := errors.New(`json: unknown field "x"`)
+	for _, tc := range []struct {
+		err      error
+		fallback string
+		want     string
+	}{
+		{decode(`{"n":"secret-value"}`), "", "field n: expected int"},
+		{decode(`[1]`), "", "expected a JSON object"},
+		{decode(`{"n":1,}`), "", "malformed JSON at offset 8"},
+		{io.ErrUnexpectedEOF, "", "truncated JSON"},
+		{other, "", other.Error()},
+		{other, "malformed request body", "malformed request body"},
+	} {
+		got := kmsapi.JSONErrorMessage(tc.err, tc.fallback)
+		if got != tc.want {
+			t.Errorf("JSONErrorMessage(%v, %q) = %q, want %q", tc.err, tc.fallback, got, tc.want)
+		}
+		if strings.Contains(got, "secret-value") {
+			t.Errorf("message %q repeats the body", got)
+		}
+	}
 }
