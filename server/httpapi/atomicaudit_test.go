@@ -92,7 +92,7 @@ func TestStateChangeWithoutAuditChangesNothing(t *testing.T) {
 		unblock := blockAuditRows(t, db, false)
 		for _, c := range []struct {
 			name, path string
-			body any
+			body       any
 		}{
 			{"CreateKey", "/v1/keys", map[string]any{"alias": "alias/unaudited", "idempotency_token": "blocked-1"}},
 			{"CreateKey/HSM", "/v1/keys", map[string]any{"protection_level": "HSM"}},
