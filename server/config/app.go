@@ -204,6 +204,7 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 		MaxBatchBodyBytes: c.Limits.MaxBatchBodyBytes,
 		AWS:               awsh.Serve,
 		Extra:             deps.Extra,
+		Jobs:              jobsAPI{a},
 	})
 	if err != nil {
 		return nil, err
@@ -292,6 +293,7 @@ func (a *App) startJobs(c Config, log *slog.Logger) error {
 	jc.Logger = log.With("component", "jobs")
 	jc.Registry = a.Registry
 	jc.Audit = auditJob(a.Audit)
+	jc.AuditChange = auditChange(a.Audit)
 	store, err := jobs.NewStore(a.DB) // one run per period across replicas
 	if err != nil {
 		return err
@@ -301,7 +303,7 @@ func (a *App) startJobs(c Config, log *slog.Logger) error {
 	if c.Audit.Retention > 0 {
 		extra = append(extra, auditRetentionJob(a.DB, c, a.chainKey))
 	}
-	s, err := jobs.New(jc, a.KMS, extra...)
+	s, err := jobs.New(jc, reportingKMS{a.KMS}, extra...)
 	if err != nil {
 		return fmt.Errorf("%w: jobs: %w", ErrInvalid, err)
 	}
@@ -338,11 +340,15 @@ func auditRetentionJob(db *gorm.DB, c Config, key []byte) jobs.Job {
 }
 
 // auditJob records one audit record per maintenance run that changed
-// something: action jobs.AuditAction, reason code the job name, the count
-// in the details. (The core reports counts, not the ids of the keys it
-// changed, so the record names no key.)
+// something but reported no key changes (orphaned HSM objects removed,
+// audit records deleted by retention): action jobs.AuditAction, reason
+// code the job name, the count in the details. A run that changed keys was
+// audited key by key as it went (auditChange).
 func auditJob(l *audit.Logger) func(context.Context, jobs.Result) error {
 	return func(ctx context.Context, r jobs.Result) error {
+		if len(r.Changes) > 0 {
+			return nil
+		}
 		rec := audit.Record{
 			Action:     jobs.AuditAction,
 			Result:     audit.ResultOK,
