@@ -170,7 +170,7 @@ type job struct {
 	sched   cron.Schedule
 	mu      sync.Mutex // serializes RunNow with scheduled runs
 	running atomic.Bool
-	wrapped cron.Job   // SkipIfStillRunning(Recover(scheduled run))
+	wrapped cron.Job // SkipIfStillRunning(Recover(scheduled run))
 }
 
 // New builds a scheduler for m's three maintenance jobs (when m is not nil)
