@@ -2,7 +2,7 @@ package httpapi
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -53,7 +53,7 @@ var runJob = op(noKey, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*kmsapi.JobRun,
 	}
 	rc.resources = appendUnique(rc.resources, "job/"+sanitize(name, 64))
 	if rc.srv.opts.Jobs == nil {
-		return nil, errors.Join(ErrNotFound, errors.New("this replica runs no jobs (jobs.enabled is false)"))
+		return nil, fmt.Errorf("%w: this replica runs no jobs (jobs.enabled is false)", ErrNotFound)
 	}
 	_ = http.NewResponseController(rc.c.Writer).SetWriteDeadline(time.Time{})
 	return rc.srv.opts.Jobs.RunJob(rc.ctx, name)

@@ -315,3 +315,21 @@ func TestRunJobWhileRunningIs409(t *testing.T) {
 		}
 	})
 }
+
+// TestJobsDisabledReplica: a replica with jobs.enabled false lists no
+// jobs and answers a run with 404.
+func TestJobsDisabledReplica(t *testing.T) {
+	srv := kmstest.Start(t, kmstest.WithConfig(func(c *config.Config) { c.Jobs.Enabled = false }))
+	var out kmsapi.ListJobsResponse
+	call(t, srv, "GET", "/v1/jobs", nil, 200, &out)
+	if out.Jobs == nil || len(out.Jobs) != 0 {
+		t.Fatalf("jobs of a replica without jobs: %+v", out)
+	}
+	st, body := srv.Do(t, "POST", "/v1/jobs/"+jobs.JobRotateDueKeys+"/run", nil)
+	if st != http.StatusNotFound || !strings.Contains(string(body), "runs no jobs") {
+		t.Fatalf("run on a replica without jobs: %d %s", st, body)
+	}
+	if st, body := srv.Do(t, "GET", "/v1/jobs?x=1", nil); st != http.StatusBadRequest {
+		t.Fatalf("unknown query parameter: %d %s", st, body)
+	}
+}
