@@ -24,13 +24,16 @@ const (
 	// CodeIdempotencyMismatch: an idempotency token was used before by the
 	// same caller with other parameters (409).
 	CodeIdempotencyMismatch = "IdempotencyMismatch"
+	// CodeJobRunning: POST /v1/jobs/:name/run found the job running (on
+	// this replica or holding its lease on another); retry when it ended.
+	CodeJobRunning = "JobRunning"
 )
 
 // Codes lists every error code.
 var Codes = []string{
 	CodeValidation, CodeInvalidCiphertext, CodeUnauthenticated, CodeAccessDenied, CodeNotFound,
 	CodeAlreadyExists, CodeInvalidKeyState, CodePayloadTooLarge, CodeTooManyRequests, CodeInternal,
-	CodeHSMUnavailable, CodeAuditUnavailable, CodeUnsupportedMediaType, CodeIdempotencyMismatch,
+	CodeHSMUnavailable, CodeAuditUnavailable, CodeUnsupportedMediaType, CodeIdempotencyMismatch, CodeJobRunning,
 }
 
 // CodeStatus returns the HTTP status of an error code, and false for an
@@ -45,7 +48,7 @@ func CodeStatus(code string) (int, bool) {
 		return http.StatusForbidden, true
 	case CodeNotFound:
 		return http.StatusNotFound, true
-	case CodeAlreadyExists, CodeInvalidKeyState, CodeIdempotencyMismatch:
+	case CodeAlreadyExists, CodeInvalidKeyState, CodeIdempotencyMismatch, CodeJobRunning:
 		return http.StatusConflict, true
 	case CodePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge, true
