@@ -106,7 +106,8 @@ func (a *app) keysCreate() *cobra.Command {
 		Short: "Create a master key",
 		Example: `  kmsctl keys create --alias alias/orders --description "order PII"
   kmsctl keys create --protection HSM --tag team=pay
-  kmsctl keys create --origin EXTERNAL     # then: kmsctl keys import KEY --material-file key.bin`,
+  kmsctl keys create --origin EXTERNAL     # then: kmsctl keys import KEY --material-file key.bin
+  kmsctl keys create --alias alias/billing --idempotency-token deploy-42-billing  # safe to re-run`,
 		Args: cobra.NoArgs,
 		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, _ []string) error {
 			var err error
@@ -127,6 +128,7 @@ func (a *app) keysCreate() *cobra.Command {
 	f.StringVar((*string)(&in.Origin), "origin", "", "KMS (default) or EXTERNAL (bring your own key material)")
 	f.StringVar(&in.Alias, "alias", "", "alias to create with the key, e.g. alias/orders")
 	f.StringArrayVar(&tags, "tag", nil, "tag key=value (repeatable)")
+	f.StringVar(&in.IdempotencyToken, "idempotency-token", "", "1-64 characters [A-Za-z0-9-_.:]; re-running with the same token and flags answers the key created before instead of a new one (default: a random token per run)")
 	return cmd
 }
 

@@ -96,6 +96,9 @@ func (a *app) printAccessKey(cmd *cobra.Command, k *kmsclient.AccessKey) error {
 			fmt.Fprintf(tw, "Secret access key:\t%s\n", k.SecretAccessKey)
 			fmt.Fprintln(tw, "\t(shown once: store it now)")
 		}
+		if k.IdempotentReplay {
+			fmt.Fprintln(tw, "Idempotent replay:\tcreated earlier with this token; its secret was shown then (rotate-secret issues a new one)")
+		}
 	})
 }
 
@@ -123,7 +126,7 @@ func (a *app) accessKeysCmd() *cobra.Command {
 		Aliases: []string{"access-key", "ak"},
 		Short:   "Issue and manage API access keys and their policies",
 	}
-	var desc, policy string
+	var desc, policy, token string
 	var admin bool
 	create := &cobra.Command{
 		Use:   "create (--policy JSON|@file | --admin)",
@@ -151,7 +154,7 @@ func (a *app) accessKeysCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			k, err := c.CreateAccessKey(cmd.Context(), desc, p)
+			k, err := c.CreateAccessKeyWith(cmd.Context(), kmsclient.CreateAccessKeyInput{Description: desc, Policy: p, IdempotencyToken: token})
 			if err != nil {
 				return err
 			}
@@ -161,6 +164,7 @@ func (a *app) accessKeysCmd() *cobra.Command {
 	create.Flags().StringVar(&desc, "description", "", "free text")
 	create.Flags().StringVar(&policy, "policy", "", "policy document as JSON, or @file")
 	create.Flags().BoolVar(&admin, "admin", false, "allow everything")
+	create.Flags().StringVar(&token, "idempotency-token", "", "re-running with the same token, description and policy answers the access key created before (without its secret) instead of a new one")
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -313,6 +317,12 @@ func (a *app) auditCmd() *cobra.Command {
 					fmt.Fprintf(tw, "OK: %d records verified, chains intact (%d anchors checked)\n", res.Checked, len(anchors))
 					for _, h := range res.Heads {
 						fmt.Fprintf(tw, "Head:\treplica %s, seq %d, hash %s\n", h.Replica, h.Seq, h.Hash)
+					}
+					if res.OutcomeUnknownCount > 0 {
+						fmt.Fprintf(tw, "Outcome unknown: %d state changes have an intent record but no outcome (the change may or may not have been made)\n", res.OutcomeUnknownCount)
+						for _, in := range res.OutcomeUnknown {
+							fmt.Fprintf(tw, "Intent:\treplica %s, seq %d, %s %s key %q request %s: outcome unknown\n", in.Replica, in.Seq, in.Time.Format(time.RFC3339), in.Action, in.KeyID, in.RequestID)
+						}
 					}
 					return
 				}

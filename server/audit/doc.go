@@ -19,6 +19,15 @@
 // (Config.ReplicaID must be unique per running process and stable across
 // restarts; a Logger resumes its chain from the last stored record).
 //
+// State changes use two records: an intent (Result ResultIntent), made
+// durable before the change is attempted, and the outcome, whose
+// Details[DetailIntent] is the intent's seq (AppendHead returns it). A
+// change is therefore never made without a durable record; an intent
+// without an outcome (the outcome write failed after the change, or the
+// request is in flight) is listed by Verify in Report.OutcomeUnknown.
+// One transaction for the change and its record is not possible with
+// group commit: a batch holds many requests' records.
+//
 // Sensitive values (encryption context values, for example) must never be
 // stored as such: put HMACValue(key, value) into Record.Details instead.
 //

@@ -89,3 +89,46 @@ func ExampleList() {
 	// 2 kms:DisableKey
 	// 3 kms:EnableKey
 }
+
+// ExampleLogger_AppendHead shows the intent/outcome protocol of a state
+// change: the intent is durable before the change, the outcome names it,
+// and Verify reports an intent without an outcome as "outcome unknown".
+func ExampleLogger_AppendHead() {
+	dir, _ := os.MkdirTemp("", "audit-intent")
+	defer os.RemoveAll(dir)
+	db, err := gorm.Open(sqlite.Open(filepath.Join(dir, "kms.db")), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		panic(err)
+	}
+	if err := migrate.Apply(db, audit.Migrations()...); err != nil {
+		panic(err)
+	}
+	chainKey := bytes.Repeat([]byte{0x42}, 32)
+	l, err := audit.NewLogger(db, audit.Config{ReplicaID: "kmsd-1", ChainKey: chainKey})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	for _, req := range []string{"req-1", "req-2"} {
+		intent, err := l.AppendHead(ctx, audit.Record{Action: "kms:DisableKey", KeyID: "9f1c", Result: audit.ResultIntent, RequestID: req})
+		if err != nil {
+			panic(err) // answer 503, change nothing
+		}
+		// ... make the change; req-2's outcome is never written ...
+		if req == "req-1" {
+			err = l.Append(ctx, audit.Record{Action: "kms:DisableKey", KeyID: "9f1c", Result: audit.ResultOK, RequestID: req,
+				Details: map[string]string{audit.DetailIntent: fmt.Sprint(intent.Seq)}})
+			if err != nil {
+				panic(err)
+			}
+		}
+	}
+	l.Close()
+	rep, err := audit.Verify(ctx, db, chainKey)
+	if err != nil {
+		panic(err)
+	}
+	u := rep.OutcomeUnknown[0]
+	fmt.Println(rep.OK, rep.OutcomeUnknownCount, u.Seq, u.RequestID)
+	// Output: true 1 3 req-2
+}

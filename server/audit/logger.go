@@ -260,8 +260,15 @@ func (l *Logger) anchorNow() {
 // for a bad record, ErrClosed after Close, ctx's error if ctx ended first
 // (the record may still be written), or an error wrapping ErrUnavailable.
 func (l *Logger) Append(ctx context.Context, r Record) error {
+	_, err := l.AppendHead(ctx, r)
+	return err
+}
+
+// AppendHead is Append that also returns where r was stored (its replica,
+// seq and hash), for an outcome record that must name its intent.
+func (l *Logger) AppendHead(ctx context.Context, r Record) (Head, error) {
 	if err := validate(&r); err != nil {
-		return err
+		return Head{}, err
 	}
 	if r.Time.IsZero() {
 		r.Time = time.Now()
@@ -272,20 +279,24 @@ func (l *Logger) Append(ctx context.Context, r Record) error {
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
-		return ErrClosed
+		return Head{}, ErrClosed
 	}
 	select {
 	case l.in <- p:
 		l.mu.RUnlock()
 	case <-ctx.Done():
 		l.mu.RUnlock()
-		return ctx.Err()
+		return Head{}, ctx.Err()
 	}
 	select {
 	case err := <-p.done:
-		return err
+		if err != nil {
+			return Head{}, err
+		}
+		// The writer stamped p.rec before answering on done.
+		return Head{ReplicaID: p.rec.ReplicaID, Seq: p.rec.Seq, Hash: p.rec.Hash}, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return Head{}, ctx.Err()
 	}
 }
 

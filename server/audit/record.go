@@ -17,6 +17,17 @@ import (
 const (
 	ResultOK    = "ok"
 	ResultError = "error"
+	// ResultIntent marks an intent record: a state change about to be
+	// attempted (see the package comment). Its outcome record carries
+	// Details[DetailIntent] = the intent's seq.
+	ResultIntent = "intent"
+)
+
+// Details names of the intent/outcome protocol.
+const (
+	// DetailIntent, in an outcome record, is the decimal seq of its intent
+	// record in the same replica's chain.
+	DetailIntent = "intent_seq"
 )
 
 // Record is one audit entry. Callers fill Time (optional, defaults to now),
@@ -139,8 +150,8 @@ func validate(r *Record) error {
 	if r.Action == "" {
 		return fmt.Errorf("%w: action is required", ErrInvalidRecord)
 	}
-	if r.Result != ResultOK && r.Result != ResultError {
-		return fmt.Errorf("%w: result must be %q or %q", ErrInvalidRecord, ResultOK, ResultError)
+	if r.Result != ResultOK && r.Result != ResultError && r.Result != ResultIntent {
+		return fmt.Errorf("%w: result must be %q, %q or %q", ErrInvalidRecord, ResultOK, ResultError, ResultIntent)
 	}
 	if r.KeyVersion < 0 {
 		return fmt.Errorf("%w: negative key version", ErrInvalidRecord)

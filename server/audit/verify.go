@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -37,7 +39,27 @@ type Report struct {
 	// ResumedFrom lists the VerifyOptions.From heads that were used: the
 	// records up to them were not read again.
 	ResumedFrom []Head `json:"resumed_from,omitempty"`
+	// OutcomeUnknown lists intent records (ResultIntent) in the verified
+	// range that no outcome record names: the state change may or may not
+	// have been made (its outcome write failed, or it is still in flight).
+	// At most MaxOutcomeUnknown are listed, oldest first per replica;
+	// OutcomeUnknownCount counts all.
+	OutcomeUnknown      []Intent `json:"outcome_unknown,omitempty"`
+	OutcomeUnknownCount int      `json:"outcome_unknown_count,omitempty"`
 }
+
+// Intent is an intent record whose outcome is unknown.
+type Intent struct {
+	ReplicaID string    `json:"replica"`
+	Seq       int64     `json:"seq"`
+	Time      time.Time `json:"time"`
+	Action    string    `json:"action"`
+	KeyID     string    `json:"key_id,omitempty"`
+	RequestID string    `json:"request_id"`
+}
+
+// MaxOutcomeUnknown bounds Report.OutcomeUnknown.
+const MaxOutcomeUnknown = 100
 
 const verifyPage = 500
 
@@ -168,6 +190,7 @@ func verify(ctx context.Context, db *gorm.DB, h hasher, sealKey []byte, opts Ver
 			last = expected - 1
 		}
 		var brk *Break
+		open := map[int64]Intent{} // intents without an outcome so far
 	scan:
 		for {
 			var rows []row
@@ -204,6 +227,13 @@ func verify(ctx context.Context, db *gorm.DB, h hasher, sealKey []byte, opts Ver
 				if _, a := want[w.Seq]; a {
 					want[w.Seq] = rec.Hash
 				}
+				if rec.Result == ResultIntent {
+					open[rec.Seq] = Intent{ReplicaID: id, Seq: rec.Seq, Time: rec.Time, Action: rec.Action, KeyID: rec.KeyID, RequestID: rec.RequestID}
+				} else if v, ok := rec.Details[DetailIntent]; ok {
+					if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+						delete(open, n)
+					}
+				}
 				rep.Checked++
 				prev = rec.Hash
 				expected++
@@ -229,6 +259,17 @@ func verify(ctx context.Context, db *gorm.DB, h hasher, sealKey []byte, opts Ver
 		if brk != nil {
 			rep.FirstBroken = brk
 			return rep, nil
+		}
+		seqs := make([]int64, 0, len(open))
+		for n := range open {
+			seqs = append(seqs, n)
+		}
+		sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+		for _, n := range seqs {
+			rep.OutcomeUnknownCount++
+			if len(rep.OutcomeUnknown) < MaxOutcomeUnknown {
+				rep.OutcomeUnknown = append(rep.OutcomeUnknown, open[n])
+			}
 		}
 		if expected > 1 {
 			rep.Heads = append(rep.Heads, Head{ReplicaID: id, Seq: expected - 1, Hash: prev})

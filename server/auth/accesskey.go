@@ -3,8 +3,10 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/kmsgo/kmsgo/hsm"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
 
 // Status of an access key.
@@ -138,6 +141,90 @@ func (s *Service) CreateAccessKey(ctx context.Context, description string, p Pol
 		return AccessKey{}, "", err
 	}
 	return ak, secret, nil
+}
+
+// idemRow is the stored form of an idempotency record (see
+// CreateAccessKeyIdempotent).
+type idemRow struct {
+	Owner       string `gorm:"primaryKey;size:64"`
+	Token       string `gorm:"primaryKey;size:64"`
+	AccessKeyID string `gorm:"size:32;not null"`
+	ParamsHash  string `gorm:"size:64;not null"`
+	CreatedAt   time.Time
+}
+
+func (idemRow) TableName() string { return idemTable }
+
+// CreateAccessKeyIdempotent is CreateAccessKey with an idempotency token
+// scoped to owner (the caller's access key id). The first call with a
+// token creates the key and records (owner, token, description, policy) in
+// the same transaction; a later call with the same owner, token,
+// description and policy creates nothing and returns that access key with
+// replay true and no secret (the secret is shown once and is not stored
+// in a readable form); other parameters fail with ErrIdempotencyMismatch.
+// Concurrent calls with one token create one key. An empty token is plain
+// CreateAccessKey.
+func (s *Service) CreateAccessKeyIdempotent(ctx context.Context, owner, token, description string, p Policy) (ak AccessKey, secret string, replay bool, err error) {
+	if token == "" {
+		ak, secret, err = s.CreateAccessKey(ctx, description, p)
+		return ak, secret, false, err
+	}
+	if !kmsapi.ValidIdempotencyToken(token) {
+		return AccessKey{}, "", false, fmt.Errorf("%w: idempotency_token must be 1-%d characters of A-Z a-z 0-9 - _ . :", ErrInvalidArgument, kmsapi.MaxIdempotencyToken)
+	}
+	if len(owner) > 64 || !utf8.ValidString(owner) {
+		return AccessKey{}, "", false, fmt.Errorf("%w: owner too long", ErrInvalidArgument)
+	}
+	policyJSON, err := encodePolicy(p)
+	if err != nil {
+		return AccessKey{}, "", false, err
+	}
+	sum := sha256.Sum256([]byte(description + "\x00" + policyJSON))
+	want := idemRow{Owner: owner, Token: token, ParamsHash: hex.EncodeToString(sum[:])}
+	if ak, err, ok := s.replayCreate(ctx, want); ok {
+		return ak, "", err == nil, err
+	}
+	row, secret, err := s.newRow(ctx, description, p)
+	if err != nil {
+		return AccessKey{}, "", false, err
+	}
+	want.AccessKeyID, want.CreatedAt = row.ID, row.CreatedAt
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&want).Error; err != nil {
+			return err
+		}
+		return tx.Create(row).Error
+	})
+	if err != nil {
+		// A concurrent request with the same token may have won.
+		if ak, rerr, ok := s.replayCreate(ctx, want); ok {
+			return ak, "", rerr == nil, rerr
+		}
+		return AccessKey{}, "", false, fmt.Errorf("auth: create access key: %w", err)
+	}
+	s.cache.forget(row.ID)
+	ak, err = row.toAccessKey()
+	if err != nil {
+		return AccessKey{}, "", false, err
+	}
+	return ak, secret, false, nil
+}
+
+// replayCreate looks up want's token: ok is false when it was never used,
+// else the recorded access key or ErrIdempotencyMismatch.
+func (s *Service) replayCreate(ctx context.Context, want idemRow) (AccessKey, error, bool) {
+	var rows []idemRow
+	if err := s.db.WithContext(ctx).Where("owner = ? AND token = ?", want.Owner, want.Token).Limit(1).Find(&rows).Error; err != nil {
+		return AccessKey{}, fmt.Errorf("auth: read idempotency record: %w", err), true
+	}
+	if len(rows) == 0 {
+		return AccessKey{}, nil, false
+	}
+	if rows[0].ParamsHash != want.ParamsHash {
+		return AccessKey{}, ErrIdempotencyMismatch, true
+	}
+	ak, err := s.GetAccessKey(ctx, rows[0].AccessKeyID)
+	return ak, err, true
 }
 
 // newRow builds the row of a new access key and returns it with the secret.

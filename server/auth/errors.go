@@ -22,6 +22,10 @@ var (
 	// description or a similar caller mistake.
 	ErrInvalidArgument = errors.New("auth: invalid argument")
 
+	// ErrIdempotencyMismatch reports an idempotency token the same caller
+	// used before for an access key with another description or policy.
+	ErrIdempotencyMismatch = errors.New("auth: idempotency token already used with other parameters")
+
 	// ErrBootstrapFileExists means EnsureBootstrapAdmin found an existing file
 	// at the credentials path and refused to overwrite it.
 	ErrBootstrapFileExists = errors.New("auth: bootstrap credentials file already exists")

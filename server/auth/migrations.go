@@ -13,12 +13,16 @@ const (
 	accessKeysTable = "kms_access_keys"
 	noncesTable     = "kms_auth_nonces"
 	bootstrapTable  = "kms_auth_bootstrap"
+	idemTable       = "kms_access_key_idempotency"
 )
 
 // Migrations returns the schema steps of the auth tables, in order. Apply
 // them with migrate.Apply together with the other packages' steps.
 func Migrations() []migrate.Step {
-	return []migrate.Step{{ID: "auth/0001_init", Up: migrateV1}}
+	return []migrate.Step{
+		{ID: "auth/0001_init", Up: migrateV1},
+		{ID: "auth/0002_access_key_idempotency", Up: migrateV2},
+	}
 }
 
 // The v1 table shapes, frozen: later schema changes are new steps with their
@@ -61,4 +65,23 @@ func migrateV1(tx *gorm.DB) error {
 		}
 	}
 	return nil
+}
+
+// The v2 table: which access key a CreateAccessKey with an idempotency
+// token created. No secret is stored here.
+type accessKeyIdemV2 struct {
+	Owner       string    `gorm:"primaryKey;size:64"`
+	Token       string    `gorm:"primaryKey;size:64"`
+	AccessKeyID string    `gorm:"size:32;not null"`
+	ParamsHash  string    `gorm:"size:64;not null"`
+	CreatedAt   time.Time `gorm:"not null"`
+}
+
+func (accessKeyIdemV2) TableName() string { return idemTable }
+
+func migrateV2(tx *gorm.DB) error {
+	if tx.Migrator().HasTable(&accessKeyIdemV2{}) {
+		return nil
+	}
+	return tx.Migrator().CreateTable(&accessKeyIdemV2{})
 }

@@ -8,7 +8,10 @@
 // authenticates with server/auth, authorizes with the access key's policy
 // using the same kms:<Operation> actions as the /v1 API, calls the
 // transport-free core (server/kms) and appends one record per authenticated
-// request to the same audit log (server/audit). Ciphertext blobs are the
+// request to the same audit log (server/audit); a state-changing operation
+// is preceded by a durable intent record (no intent: the request fails with
+// DependencyTimeoutException and nothing changes), as on /v1. Ciphertext
+// blobs are the
 // core's own format, so a blob made through /v1 decrypts here and the
 // reverse.
 //

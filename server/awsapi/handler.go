@@ -182,6 +182,7 @@ type call struct {
 	action     string
 	resources  []string
 	keyVersion int
+	intentSeq  int64 // seq of the intent record of a state change, 0 if none
 	cleanup    []func()
 }
 
@@ -259,7 +260,13 @@ func (h *Handler) Serve(rw http.ResponseWriter, r *http.Request, clientIP string
 	var resp any
 	if o, ok := h.ops[op]; ok {
 		c.action = o.action
-		resp, err = o.run(c)
+		if mutatingOps[op] {
+			// Intent first: no state change without a durable record.
+			err = h.intent(c, reqID, clientIP)
+		}
+		if err == nil {
+			resp, err = o.run(c)
+		}
 	} else {
 		c.action = "kms:" + op
 		err = unsupported("%s is not supported by kmsd", op)
@@ -319,6 +326,37 @@ func validOpName(s string) bool {
 	return true
 }
 
+// mutatingOps are the operations that change state: each is audited
+// with an intent record before the core is called (as the /v1 routes are,
+// see server/httpapi).
+var mutatingOps = map[string]bool{
+	"CreateKey": true, "UpdateKeyDescription": true, "EnableKey": true, "DisableKey": true,
+	"ScheduleKeyDeletion": true, "CancelKeyDeletion": true, "EnableKeyRotation": true,
+	"DisableKeyRotation": true, "RotateKeyOnDemand": true, "CreateAlias": true, "UpdateAlias": true,
+	"DeleteAlias": true, "TagResource": true, "UntagResource": true, "GetParametersForImport": true,
+	"ImportKeyMaterial": true,
+}
+
+// intent appends the intent record of a state-changing operation (before
+// its body is decoded: the key is named by the outcome record). An error
+// means nothing may be changed.
+func (h *Handler) intent(c *call, reqID, clientIP string) error {
+	rec := audit.Record{
+		Time: time.Now().UTC(), AccessKeyID: c.principal.AccessKeyID, Action: c.action,
+		Result: audit.ResultIntent, RequestID: reqID, SourceAddr: truncUTF8(clientIP, 128),
+		Details: map[string]string{"method": http.MethodPost, "path": "/", "protocol": "aws-json-1.1", "operation": c.op},
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), h.o.AuditTimeout)
+	defer cancel()
+	head, err := h.o.Audit.AppendHead(ctx, rec)
+	if err != nil {
+		h.log.Error("audit intent append failed; nothing changed", "request_id", reqID, "error", err.Error())
+		return &Error{Type: ExcDependencyTimeout, Message: "the audit log is unavailable, retry later", Reason: "audit_unavailable", Cause: err}
+	}
+	c.intentSeq = head.Seq
+	return nil
+}
+
 // audit appends the record of an authenticated request (fail closed).
 func (h *Handler) audit(c *call, reqID, clientIP string, status int, e *Error) error {
 	rec := audit.Record{
@@ -338,6 +376,9 @@ func (h *Handler) audit(c *call, reqID, clientIP string, status int, e *Error) e
 			rec.KeyID = id
 			break
 		}
+	}
+	if c.intentSeq > 0 {
+		rec.Details[audit.DetailIntent] = strconv.FormatInt(c.intentSeq, 10)
 	}
 	if len(c.resources) > 0 {
 		rec.Details["resources"] = truncUTF8(strings.ToValidUTF8(strings.Join(c.resources, ","), "?"), 256)

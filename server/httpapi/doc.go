@@ -12,8 +12,16 @@
 // key id is, also as /v1/keys/alias%2Fname), authorizes the policy action
 // against the key's resources (key/<id> and alias/<name>) and calls the
 // core, which alone validates values. The audit record is appended before
-// the answer (fail closed: a failed append fails the request). Errors
-// always have the shape
+// the answer (fail closed: a failed append fails the request). A state
+// change (every non-GET route except the crypto ones) is audited intent
+// first: an intent record (result "intent") is made durable before the
+// core is called, so no change is ever made unaudited (no intent: 503
+// AuditUnavailable, nothing changed); the outcome record that follows
+// names it (details intent_seq). If only the outcome fails, the change
+// stays, the answer is 503, and audit verification lists the intent as
+// "outcome unknown"; clients retry (CreateKey and CreateAccessKey take an
+// idempotency_token for that). See intent.go for why this is not one
+// transaction. Errors always have the shape
 //
 //	{"error":{"code":"NotFound","message":"...","request_id":"..."}}
 //

@@ -54,6 +54,8 @@ func classify(err error) (code, msg string) {
 		return kmsapi.CodeNotFound, message(err)
 	case errors.Is(err, auth.ErrNotFound):
 		return kmsapi.CodeNotFound, "access key not found"
+	case errors.Is(err, kms.ErrIdempotencyMismatch), errors.Is(err, auth.ErrIdempotencyMismatch):
+		return kmsapi.CodeIdempotencyMismatch, "the idempotency token was used before with other parameters"
 	case errors.Is(err, kms.ErrAlreadyExists):
 		return kmsapi.CodeAlreadyExists, message(err)
 	case errors.Is(err, kms.ErrInvalidKeyState):

@@ -35,6 +35,8 @@ type reqCtx struct {
 	extra      *Route         // set for an Extra route
 	input      any            // the decoded request, its secrets zeroed when done
 	secret     []byte         // a plaintext of the answer, zeroed when done
+	mutates    bool           // a state change: intent record before the core call
+	intentSeq  int64          // seq of the intent record, 0 if none
 	cleanup    []func()
 	res        [4]string // backing array of resources (no allocation for one key)
 }
@@ -202,6 +204,12 @@ func op[In any, Out any](locate locator, call func(rc *reqCtx, k kms.KeyRef, in 
 		if err != nil {
 			return nil, err
 		}
+		if rc.mutates {
+			// Intent first: no change without a durable audit record.
+			if err := rc.writeIntent(in); err != nil {
+				return nil, err
+			}
+		}
 		out, err := call(rc, k, in)
 		if err != nil {
 			return nil, err
@@ -291,7 +299,7 @@ func (s *Server) wrap(r route) gin.HandlerFunc {
 		}
 		c.Set(ctxAccessKey, p.AccessKeyID)
 		rc := reqPool.Get().(*reqCtx)
-		*rc = reqCtx{c: c, ctx: c.Request.Context(), principal: p, body: body, action: r.Action, srv: s}
+		*rc = reqCtx{c: c, ctx: c.Request.Context(), principal: p, body: body, action: r.Action, srv: s, mutates: mutates}
 		rc.resources = rc.res[:0]
 		defer func() {
 			for _, f := range rc.cleanup {
@@ -359,12 +367,7 @@ func (s *Server) audit(rc *reqCtx, status int, herr error) bool {
 		KeyVersion: rc.keyVersion, Result: audit.ResultOK,
 		RequestID: c.GetString(ctxRequestID), SourceAddr: truncUTF8(c.ClientIP(), 128),
 	}
-	for _, r := range rc.resources {
-		if id, ok := strings.CutPrefix(r, "key/"); ok {
-			rec.KeyID = id
-			break
-		}
-	}
+	rec.KeyID = keyOf(rc.resources)
 	details := map[string]string{
 		"method": c.Request.Method,
 		"path":   sanitize(c.Request.URL.Path, 256),
@@ -384,6 +387,9 @@ func (s *Server) audit(rc *reqCtx, status int, herr error) bool {
 		}
 	}
 	details["status"] = strconv.Itoa(status)
+	if rc.intentSeq > 0 {
+		details[audit.DetailIntent] = strconv.FormatInt(rc.intentSeq, 10)
+	}
 	rec.Details = details
 	actx, cancel := context.WithTimeout(context.WithoutCancel(rc.ctx), s.opts.AuditTimeout)
 	aerr := s.opts.Audit.Append(actx, rec)

@@ -32,7 +32,7 @@ var createKey = op(noKey, func(rc *reqCtx, _ kms.KeyRef, in *kmsapi.CreateKeyReq
 			return nil, err
 		}
 	}
-	md, err := rc.srv.kms.CreateKey(rc.ctx, *in)
+	md, err := rc.srv.kms.CreateKeyAs(rc.ctx, rc.principal.AccessKeyID, *in)
 	if err == nil {
 		rc.resources = appendUnique(rc.resources, "key/"+md.KeyID)
 	}
@@ -315,12 +315,16 @@ var createAccessKey = op(noKey, func(rc *reqCtx, _ kms.KeyRef, in *kmsapi.Create
 	if err != nil {
 		return nil, err
 	}
-	k, secret, err := rc.srv.opts.Auth.CreateAccessKey(rc.ctx, in.Description, p)
+	k, secret, replay, err := rc.srv.opts.Auth.CreateAccessKeyIdempotent(rc.ctx, rc.principal.AccessKeyID, in.IdempotencyToken, in.Description, p)
 	if err != nil {
 		return nil, err
 	}
 	rc.resources = appendUnique(rc.resources, "access-key/"+k.ID)
-	return toAccessKey(k, secret)
+	ak, err := toAccessKey(k, secret)
+	if ak != nil {
+		ak.IdempotentReplay = replay
+	}
+	return ak, err
 })
 
 var listAccessKeys = op(noKey, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*kmsapi.AccessKeysResponse, error) {
@@ -423,6 +427,11 @@ var verifyAudit = op(noKey, func(rc *reqCtx, _ kms.KeyRef, _ *empty) (*kmsapi.Au
 		ResumedFrom: auditHeads(rep.ResumedFrom)}
 	if len(res.ResumedFrom) == 0 {
 		res.ResumedFrom = nil
+	}
+	res.OutcomeUnknownCount = int64(rep.OutcomeUnknownCount)
+	for _, in := range rep.OutcomeUnknown {
+		res.OutcomeUnknown = append(res.OutcomeUnknown, kmsapi.AuditIntent{Replica: in.ReplicaID, Seq: in.Seq, Time: in.Time,
+			Action: in.Action, KeyID: in.KeyID, RequestID: in.RequestID})
 	}
 	if rep.FirstBroken != nil {
 		res.FirstBroken = &kmsapi.AuditBroken{Replica: rep.FirstBroken.ReplicaID, Seq: rep.FirstBroken.Seq, Reason: rep.FirstBroken.Reason}

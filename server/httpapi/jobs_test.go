@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -107,14 +108,20 @@ func TestJobsListAndRunRotation(t *testing.T) {
 		}
 	}
 
-	var perKey, requests []map[string]any
+	var perKey, requests, intents []map[string]any
 	for _, r := range auditRecords(t, srv) {
-		switch r["action"] {
-		case jobs.AuditAction:
+		switch {
+		case r["action"] == jobs.AuditAction:
 			perKey = append(perKey, r)
-		case "kms:RunJob":
+		case r["action"] == "kms:RunJob" && r["result"] == "intent":
+			intents = append(intents, r) // a run changes state: intent first
+		case r["action"] == "kms:RunJob":
 			requests = append(requests, r)
 		}
+	}
+	if len(intents) != 1 || len(requests) != 1 || intents[0]["request_id"] != requests[0]["request_id"] ||
+		requests[0]["details"].(map[string]any)["intent_seq"] != fmt.Sprint(intents[0]["seq"]) {
+		t.Fatalf("RunJob intent %v and outcome %v", intents, requests)
 	}
 	if len(perKey) != 2 {
 		t.Fatalf("maintenance audit records %v, want one per key rotated", perKey)

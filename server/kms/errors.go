@@ -30,6 +30,9 @@ var (
 	// version. The precise reason is only available through ReasonCode, for
 	// audit and logs; its Error text never varies.
 	ErrInvalidCiphertext = errors.New("kms: invalid ciphertext")
+	// ErrIdempotencyMismatch reports an idempotency token the same caller
+	// used before with other parameters (409).
+	ErrIdempotencyMismatch = errors.New("kms: idempotency token already used with other parameters")
 	// ErrUnavailable is hsm.ErrUnavailable (503): the HSM cannot be used
 	// now. Transports match it without importing the HSM layer.
 	ErrUnavailable = hsm.ErrUnavailable

@@ -2,6 +2,9 @@ package kms
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/kmsgo/kmsgo/hsm"
 	"github.com/kmsgo/kmsgo/server/store"
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
 
 func validateTags(tags map[string]string) error {
@@ -83,6 +87,18 @@ func (s *Service) metadata(ctx context.Context, k *store.Key) (*KeyMetadata, err
 // with version 1; with Origin EXTERNAL it is PendingImport until
 // ImportKeyMaterial. An Alias, if given, is created atomically with the key.
 func (s *Service) CreateKey(ctx context.Context, in CreateKeyInput) (*KeyMetadata, error) {
+	return s.CreateKeyAs(ctx, "", in)
+}
+
+// CreateKeyAs is CreateKey on behalf of owner (the caller's access key id),
+// which scopes in.IdempotencyToken: the first CreateKeyAs with a token
+// creates the key and records (owner, token, parameters) in the same
+// transaction; a later one with the same owner, token and parameters
+// creates nothing and returns that key's current metadata, and one with
+// other parameters fails with ErrIdempotencyMismatch. Concurrent requests
+// with one token create one key (the record's primary key decides; the
+// losers return the winner's key). Records are kept with the key.
+func (s *Service) CreateKeyAs(ctx context.Context, owner string, in CreateKeyInput) (*KeyMetadata, error) {
 	if in.KeySpec == "" {
 		in.KeySpec = KeySpecAES256
 	}
@@ -113,11 +129,27 @@ func (s *Service) CreateKey(ctx context.Context, in CreateKeyInput) (*KeyMetadat
 			return nil, err
 		}
 	}
+	var idem *store.KeyIdempotency
+	if in.IdempotencyToken != "" {
+		if !kmsapi.ValidIdempotencyToken(in.IdempotencyToken) {
+			return nil, validationf("idempotency_token must be 1-%d characters of A-Z a-z 0-9 - _ . :", kmsapi.MaxIdempotencyToken)
+		}
+		if len(owner) > 64 || !utf8.ValidString(owner) {
+			return nil, validationf("owner too long")
+		}
+		idem = &store.KeyIdempotency{Owner: owner, Token: in.IdempotencyToken, ParamsHash: createKeyHash(in)}
+		if md, err, ok := s.replayCreate(ctx, idem); ok {
+			return md, err
+		}
+	}
 	id, err := newKeyID()
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
+	if idem != nil {
+		idem.KeyID, idem.CreatedAt = id, now
+	}
 	k := store.Key{
 		ID: id, Description: in.Description, KeySpec: in.KeySpec, ProtectionLevel: in.ProtectionLevel,
 		Origin: in.Origin, State: KeyStatePendingImport, RotationPeriodDays: DefaultRotationDays,
@@ -141,9 +173,16 @@ func (s *Service) CreateKey(ctx context.Context, in CreateKeyInput) (*KeyMetadat
 	for tk, tv := range in.Tags {
 		tags = append(tags, store.Tag{KeyID: id, TagKey: tk, Value: tv})
 	}
-	if err := s.st.CreateKey(ctx, &k, versions, aliases, tags); err != nil {
+	if err := s.st.CreateKeyIdempotent(ctx, idem, &k, versions, aliases, tags); err != nil {
 		for _, v := range versions {
 			s.discardVersion(ctx, v, mat)
+		}
+		hsm.Zero(mat)
+		if idem != nil {
+			// A concurrent request with the same token may have won.
+			if md, rerr, ok := s.replayCreate(ctx, idem); ok {
+				return md, rerr
+			}
 		}
 		return nil, storeErr(err)
 	}
@@ -160,6 +199,40 @@ func (s *Service) CreateKey(ctx context.Context, in CreateKeyInput) (*KeyMetadat
 		tm[tk] = tv
 	}
 	return metadataOf(&k, an, tm), nil
+}
+
+// createKeyHash is the hex SHA-256 of the normalized CreateKey parameters
+// (defaults applied, token left out): what a replay must repeat.
+func createKeyHash(in CreateKeyInput) string {
+	in.IdempotencyToken = ""
+	b, _ := json.Marshal(in) // map keys sorted: deterministic
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// replayCreate answers a CreateKey whose token was recorded before: ok is
+// false when it was not (create the key), else the recorded key's
+// metadata or ErrIdempotencyMismatch.
+func (s *Service) replayCreate(ctx context.Context, want *store.KeyIdempotency) (*KeyMetadata, error, bool) {
+	r, err := s.st.GetKeyIdempotency(ctx, want.Owner, want.Token)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, false
+	}
+	if err != nil {
+		return nil, storeErr(err), true
+	}
+	if r.ParamsHash != want.ParamsHash {
+		return nil, ErrIdempotencyMismatch, true
+	}
+	k, err := s.st.GetKey(ctx, r.KeyID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: key %s (created with this idempotency token) no longer exists", ErrNotFound, r.KeyID), true
+		}
+		return nil, storeErr(err), true
+	}
+	md, err := s.metadata(ctx, &k)
+	return md, err, true
 }
 
 // getKey resolves idOrAlias and reads the key from the database (not the

@@ -14,6 +14,7 @@ func Migrations() []migrate.Step {
 		{ID: "store/0001_init", Up: up0001},
 		{ID: "store/0002_deployment_hsm_intents", Up: up0002},
 		{ID: "store/0003_locks", Up: up0003},
+		{ID: "store/0004_key_idempotency", Up: up0004},
 	}
 }
 
@@ -126,4 +127,22 @@ func up0003(tx *gorm.DB) error {
 		return nil
 	}
 	return tx.Migrator().CreateTable(&m0003Lock{})
+}
+
+// Snapshot of the table added in step 0004.
+type m0004KeyIdempotency struct {
+	Owner      string `gorm:"primaryKey;size:64"`
+	Token      string `gorm:"primaryKey;size:64"`
+	KeyID      string `gorm:"size:64;not null"`
+	ParamsHash string `gorm:"size:64;not null"`
+	CreatedAt  time.Time
+}
+
+func (m0004KeyIdempotency) TableName() string { return "kms_key_idempotency" }
+
+func up0004(tx *gorm.DB) error {
+	if tx.Migrator().HasTable(&m0004KeyIdempotency{}) {
+		return nil
+	}
+	return tx.Migrator().CreateTable(&m0004KeyIdempotency{})
 }

@@ -110,3 +110,18 @@ type ImportToken struct {
 
 // TableName implements gorm's Tabler.
 func (ImportToken) TableName() string { return "kms_import_tokens" }
+
+// KeyIdempotency records which key a CreateKey with an idempotency token
+// created (table kms_key_idempotency). (Owner, Token) is the primary key,
+// so concurrent requests with one token create one key: the row is
+// inserted in the key's own transaction, before the key.
+type KeyIdempotency struct {
+	Owner      string `gorm:"primaryKey;size:64"` // the caller's access key id
+	Token      string `gorm:"primaryKey;size:64"`
+	KeyID      string `gorm:"size:64;not null"`
+	ParamsHash string `gorm:"size:64;not null"` // hex SHA-256 of the normalized request
+	CreatedAt  time.Time
+}
+
+// TableName implements gorm's Tabler.
+func (KeyIdempotency) TableName() string { return "kms_key_idempotency" }

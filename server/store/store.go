@@ -54,7 +54,19 @@ func wrapErr(err error) error {
 // CreateKey inserts a key with its initial versions, aliases and tags in one
 // transaction. A taken alias fails with ErrDuplicate and nothing is written.
 func (s *Store) CreateKey(ctx context.Context, k *Key, versions []KeyVersion, aliases []Alias, tags []Tag) error {
+	return s.CreateKeyIdempotent(ctx, nil, k, versions, aliases, tags)
+}
+
+// CreateKeyIdempotent is CreateKey that also inserts idem (when not nil)
+// first in the same transaction: a second key for the same owner and token
+// fails with ErrDuplicate and nothing is written.
+func (s *Store) CreateKeyIdempotent(ctx context.Context, idem *KeyIdempotency, k *Key, versions []KeyVersion, aliases []Alias, tags []Tag) error {
 	return wrapErr(s.with(ctx).Transaction(func(tx *gorm.DB) error {
+		if idem != nil {
+			if err := tx.Create(idem).Error; err != nil {
+				return err
+			}
+		}
 		if err := tx.Create(k).Error; err != nil {
 			return err
 		}
@@ -85,6 +97,13 @@ func (s *Store) CreateKey(ctx context.Context, k *Key, versions []KeyVersion, al
 		}
 		return nil
 	}))
+}
+
+// GetKeyIdempotency returns the record of owner's token, or ErrNotFound.
+func (s *Store) GetKeyIdempotency(ctx context.Context, owner, token string) (KeyIdempotency, error) {
+	var r KeyIdempotency
+	err := s.with(ctx).Where("owner = ? AND token = ?", owner, token).Take(&r).Error
+	return r, wrapErr(err)
 }
 
 // GetKey returns the key with id, or ErrNotFound.

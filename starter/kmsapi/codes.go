@@ -21,6 +21,9 @@ const (
 	// CodeUnsupportedMediaType: a JSON route got a body that is not
 	// Content-Type: application/json.
 	CodeUnsupportedMediaType = "UnsupportedMediaType"
+	// CodeIdempotencyMismatch: an idempotency token was used before by the
+	// same caller with other parameters (409).
+	CodeIdempotencyMismatch = "IdempotencyMismatch"
 	// CodeJobRunning: POST /v1/jobs/:name/run found the job running (on
 	// this replica or holding its lease on another); retry when it ended.
 	CodeJobRunning = "JobRunning"
@@ -30,7 +33,7 @@ const (
 var Codes = []string{
 	CodeValidation, CodeInvalidCiphertext, CodeUnauthenticated, CodeAccessDenied, CodeNotFound,
 	CodeAlreadyExists, CodeInvalidKeyState, CodePayloadTooLarge, CodeTooManyRequests, CodeInternal,
-	CodeHSMUnavailable, CodeAuditUnavailable, CodeUnsupportedMediaType, CodeJobRunning,
+	CodeHSMUnavailable, CodeAuditUnavailable, CodeUnsupportedMediaType, CodeIdempotencyMismatch, CodeJobRunning,
 }
 
 // CodeStatus returns the HTTP status of an error code, and false for an
@@ -45,7 +48,7 @@ func CodeStatus(code string) (int, bool) {
 		return http.StatusForbidden, true
 	case CodeNotFound:
 		return http.StatusNotFound, true
-	case CodeAlreadyExists, CodeInvalidKeyState, CodeJobRunning:
+	case CodeAlreadyExists, CodeInvalidKeyState, CodeIdempotencyMismatch, CodeJobRunning:
 		return http.StatusConflict, true
 	case CodePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge, true
@@ -75,3 +78,23 @@ type Error struct {
 
 // HeaderRequestID carries the request id on every response.
 const HeaderRequestID = "X-Request-Id"
+
+// MaxIdempotencyToken is the longest idempotency token (bytes).
+const MaxIdempotencyToken = 64
+
+// ValidIdempotencyToken reports whether t is a usable idempotency token:
+// 1-64 characters of A-Z a-z 0-9 and "-_.:".
+func ValidIdempotencyToken(t string) bool {
+	if len(t) == 0 || len(t) > MaxIdempotencyToken {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -93,3 +93,14 @@ func TestJSONErrorMessage(t *testing.T) {
 		}
 	}
 }
+
+func ExampleValidIdempotencyToken() {
+	for _, t := range []string{"deploy-42:orders", "", "has space", strings.Repeat("a", 65)} {
+		fmt.Println(kmsapi.ValidIdempotencyToken(t))
+	}
+	// Output:
+	// true
+	// false
+	// false
+	// false
+}

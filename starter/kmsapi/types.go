@@ -118,6 +118,11 @@ type CreateKeyRequest struct {
 	Origin          Origin            `json:"origin,omitempty"`
 	Tags            map[string]string `json:"tags,omitempty"`
 	Alias           string            `json:"alias,omitempty"`
+	// IdempotencyToken makes a retry safe: a second CreateKey by the same
+	// caller with the same token and the same parameters answers the key
+	// the first one created; with other parameters it fails with
+	// CodeIdempotencyMismatch. 1-64 characters, see ValidIdempotencyToken.
+	IdempotencyToken string `json:"idempotency_token,omitempty"`
 }
 
 // ListKeysResponse is one page of GET /v1/keys. NextMarker is empty on the
@@ -300,12 +305,20 @@ type AccessKey struct {
 	Status          string          `json:"status"`
 	Policy          json.RawMessage `json:"policy"`
 	CreationDate    time.Time       `json:"creation_date"`
+	// IdempotentReplay is true when a CreateAccessKey retry with an
+	// idempotency token answered the key an earlier request created; its
+	// secret is not shown again.
+	IdempotentReplay bool `json:"idempotent_replay,omitempty"`
 }
 
 // CreateAccessKeyRequest is the body of POST /v1/access-keys.
 type CreateAccessKeyRequest struct {
 	Description string          `json:"description,omitempty"`
 	Policy      json.RawMessage `json:"policy"`
+	// IdempotencyToken: as in CreateKeyRequest. A replay answers the same
+	// access key with IdempotentReplay set and no secret: the secret is
+	// shown only once (rotate-secret issues a new one).
+	IdempotencyToken string `json:"idempotency_token,omitempty"`
 }
 
 // PolicyRequest is the body of PUT /v1/access-keys/:id/policy.
@@ -335,6 +348,23 @@ type AuditVerifyResult struct {
 	Heads []AuditHead `json:"heads"`
 	// ResumedFrom are the heads a resumed verification started after.
 	ResumedFrom []AuditHead `json:"resumed_from,omitempty"`
+	// OutcomeUnknown lists intent records (result "intent") of state
+	// changes that have no outcome record in the verified range: the
+	// change may or may not have been made (the outcome write failed, or
+	// the request is still in flight). At most 100 are listed;
+	// OutcomeUnknownCount counts all.
+	OutcomeUnknown      []AuditIntent `json:"outcome_unknown,omitempty"`
+	OutcomeUnknownCount int64         `json:"outcome_unknown_count,omitempty"`
+}
+
+// AuditIntent names an intent record whose outcome is unknown.
+type AuditIntent struct {
+	Replica   string    `json:"replica"`
+	Seq       int64     `json:"seq"`
+	Time      time.Time `json:"time"`
+	Action    string    `json:"action"`
+	KeyID     string    `json:"key_id,omitempty"`
+	RequestID string    `json:"request_id"`
 }
 
 // AuditHead names the newest record of one replica's chain.

@@ -2,9 +2,12 @@ package kmsclient
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
 
 // Policy is an access key's policy document: deny by default, an explicit
@@ -35,6 +38,19 @@ type AccessKey struct {
 	Status          string    `json:"status"`
 	Policy          Policy    `json:"policy"`
 	CreationDate    time.Time `json:"creation_date"`
+	// IdempotentReplay is true when a CreateAccessKey retry answered the
+	// key an earlier attempt with the same idempotency token created; the
+	// secret is then empty (it is shown once: use RotateAccessKeySecret).
+	IdempotentReplay bool `json:"idempotent_replay,omitempty"`
+}
+
+// CreateAccessKeyInput is the input of CreateAccessKeyWith.
+type CreateAccessKeyInput struct {
+	Description string
+	Policy      Policy
+	// IdempotencyToken makes retries safe (see CreateKey); empty: the
+	// client generates one for the call.
+	IdempotencyToken string
 }
 
 func accessKeyPath(id, rest string) string {
@@ -52,10 +68,27 @@ func (c *Client) accessKeyCall(ctx context.Context, method, path string, in any)
 // CreateAccessKey issues a new access key with policy. The answer carries
 // the secret, shown once.
 func (c *Client) CreateAccessKey(ctx context.Context, description string, policy Policy) (*AccessKey, error) {
+	return c.CreateAccessKeyWith(ctx, CreateAccessKeyInput{Description: description, Policy: policy})
+}
+
+// CreateAccessKeyWith is CreateAccessKey with an idempotency token. If the
+// first attempt created the key but its answer was lost, the retry answers
+// the same access key with IdempotentReplay set and no secret.
+func (c *Client) CreateAccessKeyWith(ctx context.Context, in CreateAccessKeyInput) (*AccessKey, error) {
+	if in.IdempotencyToken == "" {
+		t, err := NewIdempotencyToken()
+		if err != nil {
+			return nil, err
+		}
+		in.IdempotencyToken = t
+	} else if !kmsapi.ValidIdempotencyToken(in.IdempotencyToken) {
+		return nil, fmt.Errorf("%w: idempotency token must be 1-%d characters of A-Z a-z 0-9 - _ . :", ErrInvalidArgument, kmsapi.MaxIdempotencyToken)
+	}
 	return c.accessKeyCall(ctx, http.MethodPost, "/v1/access-keys", struct {
-		Description string `json:"description"`
-		Policy      Policy `json:"policy"`
-	}{description, policy})
+		Description      string `json:"description"`
+		Policy           Policy `json:"policy"`
+		IdempotencyToken string `json:"idempotency_token"`
+	}{in.Description, in.Policy, in.IdempotencyToken})
 }
 
 // ListAccessKeys returns all access keys, without secrets.

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
 
 // ListAuditInput pages ListAudit. Zero fields are not sent.
@@ -47,7 +49,15 @@ type AuditVerifyResult struct {
 	// ResumedFrom are the heads the server resumed from (records before
 	// them were verified earlier and not read again).
 	ResumedFrom []AuditHead `json:"resumed_from,omitempty"`
+	// OutcomeUnknown lists intent records of state changes without an
+	// outcome record (at most 100; OutcomeUnknownCount counts all): the
+	// change may or may not have been made.
+	OutcomeUnknown      []AuditIntent `json:"outcome_unknown,omitempty"`
+	OutcomeUnknownCount int64         `json:"outcome_unknown_count,omitempty"`
 }
+
+// AuditIntent names an intent record whose outcome is unknown.
+type AuditIntent = kmsapi.AuditIntent
 
 // AuditHead names the newest record of one replica's chain; saved outside
 // the database, it is an anchor for a later VerifyAuditAnchored.

@@ -172,6 +172,23 @@ func ExampleAPIError() {
 	// load config: kmsclient: 404 NotFound: key 9f1c not found (request r-17)
 }
 
+// A token of your own makes re-runs of a deployment script safe: the second
+// run answers the key the first one created.
+func ExampleNewIdempotencyToken() {
+	tok, err := kmsclient.NewIdempotencyToken()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(tok))
+	c, _ := kmsclient.New(kmsclient.Config{Endpoint: "http://127.0.0.1:8080", AccessKeyID: "AK", SecretAccessKey: "SK"})
+	_ = func(ctx context.Context) (*kmsclient.AccessKey, error) {
+		return c.CreateAccessKeyWith(ctx, kmsclient.CreateAccessKeyInput{
+			Description: "orders-svc", Policy: kmsclient.AdminPolicy(), IdempotencyToken: "deploy-42:orders-svc",
+		})
+	}
+	// Output: 32
+}
+
 func ExampleClient_RunJob() {
 	c, _ := kmsclient.New(kmsclient.Config{Endpoint: "http://127.0.0.1:8400", AccessKeyID: "AK", SecretAccessKey: "SK"})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // bounds the wait

@@ -2,6 +2,8 @@ package kmsclient
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"github.com/kmsgo/kmsgo/starter/kmsapi"
 	"net/http"
@@ -75,9 +77,33 @@ func (c *Client) keyCall(ctx context.Context, method, path string, in any) (*Key
 	return &out, nil
 }
 
-// CreateKey creates a master key.
+// CreateKey creates a master key. Retries are safe: without
+// in.IdempotencyToken the client generates one (crypto/rand) for this call
+// and sends it on every retry, so a retried request whose first attempt
+// created the key answers that key instead of creating another. Set the
+// token yourself to make your own retries (across processes) safe too; the
+// same token with other parameters fails with CodeIdempotencyMismatch.
 func (c *Client) CreateKey(ctx context.Context, in CreateKeyInput) (*KeyMetadata, error) {
+	if in.IdempotencyToken == "" {
+		t, err := NewIdempotencyToken()
+		if err != nil {
+			return nil, err
+		}
+		in.IdempotencyToken = t
+	} else if !kmsapi.ValidIdempotencyToken(in.IdempotencyToken) {
+		return nil, fmt.Errorf("%w: idempotency token must be 1-%d characters of A-Z a-z 0-9 - _ . :", ErrInvalidArgument, kmsapi.MaxIdempotencyToken)
+	}
 	return c.keyCall(ctx, http.MethodPost, "/v1/keys", in)
+}
+
+// NewIdempotencyToken returns a fresh random idempotency token (32 hex
+// characters from crypto/rand).
+func NewIdempotencyToken() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("kmsclient: random: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 // ListKeys returns one page of keys.

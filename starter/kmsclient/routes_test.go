@@ -124,8 +124,8 @@ func TestRoutes(t *testing.T) {
 				}
 			}},
 		{"CreateKey", func(c *Client) (any, error) {
-			return c.CreateKey(ctx, CreateKeyInput{Description: "orders", ProtectionLevel: ProtectionHSM, Tags: map[string]string{"team": "pay"}, Alias: "alias/orders"})
-		}, "POST", "/v1/keys", "", `{"description":"orders","protection_level":"HSM","tags":{"team":"pay"},"alias":"alias/orders"}`,
+			return c.CreateKey(ctx, CreateKeyInput{Description: "orders", ProtectionLevel: ProtectionHSM, Tags: map[string]string{"team": "pay"}, Alias: "alias/orders", IdempotencyToken: "tok-1"})
+		}, "POST", "/v1/keys", "", `{"description":"orders","protection_level":"HSM","tags":{"team":"pay"},"alias":"alias/orders","idempotency_token":"tok-1"}`,
 			201, keyMetaJSON, checkKeyMeta},
 		{"ListKeys", func(c *Client) (any, error) {
 			return c.ListKeys(ctx, ListKeysInput{Limit: 10, Marker: "m1", State: "Enabled", Alias: "alias/o", Tag: "team:pay"})
@@ -229,8 +229,10 @@ func TestRoutes(t *testing.T) {
 			"PUT", "/v1/aliases/orders", "", `{"key_id":"abcd"}`, 200, `{"alias_name":"alias/orders","key_id":"abcd"}`, nil},
 		{"DeleteAlias", func(c *Client) (any, error) { return nil, c.DeleteAlias(ctx, "alias/orders") },
 			"DELETE", "/v1/aliases/orders", "", "", 204, "", nil},
-		{"CreateAccessKey", func(c *Client) (any, error) { return c.CreateAccessKey(ctx, "app", pol) },
-			"POST", "/v1/access-keys", "", `{"description":"app","policy":{"statements":[{"effect":"Allow","actions":["kms:Decrypt"],"resources":["alias/orders-*"]}]}}`,
+		{"CreateAccessKey", func(c *Client) (any, error) {
+			return c.CreateAccessKeyWith(ctx, CreateAccessKeyInput{Description: "app", Policy: pol, IdempotencyToken: "ak:1"})
+		},
+			"POST", "/v1/access-keys", "", `{"description":"app","policy":{"statements":[{"effect":"Allow","actions":["kms:Decrypt"],"resources":["alias/orders-*"]}]},"idempotency_token":"ak:1"}`,
 			201, accessKeyJSON, checkAccessKey},
 		{"ListAccessKeys", func(c *Client) (any, error) { return c.ListAccessKeys(ctx) },
 			"GET", "/v1/access-keys", "", "", 200, `{"access_keys":[` + accessKeyJSON + `]}`,
