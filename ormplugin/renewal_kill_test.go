@@ -152,8 +152,9 @@ func TestRenewKilledProcessResumes(t *testing.T) {
 			exited := make(chan struct{})
 			go func() { _ = first.Wait(); close(exited) }()
 			killedAt := waitCursor(t, store, 3*renewChildBatch, first, exited, &stderr)
-			appUpdate(n - 1)                             // the application writes while the renewal runs
-			if err := first.Process.Kill(); err != nil { // SIGKILL
+			// The application writes while the renewal runs; then SIGKILL.
+			appUpdate(n - 1)
+			if err := first.Process.Kill(); err != nil {
 				t.Fatal(err)
 			}
 			<-exited
