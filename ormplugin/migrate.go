@@ -622,17 +622,12 @@ type batchResult struct {
 // rewriteBatch encrypts the values of one batch that need it and writes
 // them in one transaction.
 func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, batch []rewriteRow, mode rewriteMode, oldKeys map[int64]bool, skipBad bool) (batchResult, error) {
-	type update struct {
-		pk    any
-		set   map[string]any
-		where map[string][]byte
-	}
 	var res batchResult
-	var updates []update
+	var updates []casUpdate
 	leases := map[colKey]*lease{}
 	var nonces nonceSource
 	for _, r := range batch {
-		u := update{pk: r.pk, set: map[string]any{}, where: map[string][]byte{}}
+		u := casUpdate{pk: r.pk}
 		for i, fi := range ts.fields {
 			v := r.vals[i]
 			if !v.Valid {
@@ -711,19 +706,22 @@ func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, b
 			} else {
 				ct = sealWithNonce(l.k, ck, plain, nonce)
 			}
-			u.set[fi.field.DBName] = ct
-			u.where[fi.field.DBName] = v.V
+			u.setCols = append(u.setCols, fi.field.DBName)
+			u.setVals = append(u.setVals, ct)
+			u.whereCols = append(u.whereCols, fi.field.DBName)
+			u.whereVals = append(u.whereVals, string(v.V))
 			if fi.index != nil && mode == modeMigrate {
 				key, err := p.keys.indexKey(ctx, p.db, nil, ck)
 				if err != nil {
 					clear(plain)
 					return res, err
 				}
-				u.set[fi.index.DBName] = blindIndex(key, plain)
+				u.setCols = append(u.setCols, fi.index.DBName)
+				u.setVals = append(u.setVals, blindIndex(key, plain))
 			}
 			clear(plain)
 		}
-		if len(u.set) > 0 {
+		if len(u.setCols) > 0 {
 			updates = append(updates, u)
 		}
 	}
@@ -742,23 +740,21 @@ func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, b
 	var conflictValues int64
 	err := db.Transaction(func(tx *gorm.DB) error {
 		written, conflicts, conflictValues = 0, nil, 0
+		w := newCASWriter(ctx, tx, ts)
+		defer w.close()
 		for _, u := range updates {
-			q := tx.Table(ts.table).Where(clause.Eq{Column: clause.Column{Name: ts.pk.DBName}, Value: u.pk})
-			for c, old := range u.where {
-				q = q.Where(clause.Eq{Column: clause.Column{Name: c}, Value: string(old)})
+			ok, err := w.write(u)
+			if err != nil {
+				return err
 			}
-			r := q.Updates(u.set)
-			if r.Error != nil {
-				return r.Error
-			}
-			if r.RowsAffected == 1 {
-				written += int64(len(u.where))
+			if ok {
+				written += int64(len(u.whereCols))
 			} else {
 				// Changed (or deleted) by a writer since it was read: a
 				// writer encrypts only the columns it writes, so read the
 				// row again and retry.
 				conflicts = append(conflicts, u.pk)
-				conflictValues += int64(len(u.where))
+				conflictValues += int64(len(u.whereCols))
 			}
 		}
 		return nil
@@ -768,6 +764,87 @@ func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, b
 	}
 	res.written, res.conflicts, res.conflictValues = written, conflicts, conflictValues
 	return res, nil
+}
+
+// casUpdate is one row's compare-and-swap update: set the columns
+// setCols to setVals where the primary key is pk and each column of
+// whereCols still holds the value read (whereVals).
+type casUpdate struct {
+	pk                 any
+	setCols, whereCols []string
+	setVals, whereVals []any
+}
+
+// casWriter runs casUpdates in one transaction with one prepared statement
+// per column set (a batch usually needs one), bypassing GORM's statement
+// building, which cost more than the cryptography.
+type casWriter struct {
+	ctx   context.Context
+	tx    *gorm.DB
+	ts    *tableScan
+	stmts map[string]*sql.Stmt
+	args  []any
+}
+
+func newCASWriter(ctx context.Context, tx *gorm.DB, ts *tableScan) *casWriter {
+	return &casWriter{ctx: ctx, tx: tx, ts: ts, stmts: map[string]*sql.Stmt{}}
+}
+
+func (w *casWriter) close() {
+	for _, st := range w.stmts {
+		_ = st.Close()
+	}
+}
+
+// write runs u and reports whether it changed the row.
+func (w *casWriter) write(u casUpdate) (bool, error) {
+	key := strings.Join(u.setCols, ",") + "|" + strings.Join(u.whereCols, ",")
+	st := w.stmts[key]
+	if st == nil {
+		var err error
+		if st, err = w.tx.Statement.ConnPool.PrepareContext(w.ctx, w.sql(u)); err != nil {
+			return false, err
+		}
+		w.stmts[key] = st
+	}
+	w.args = append(append(append(w.args[:0], u.setVals...), u.pk), u.whereVals...)
+	r, err := st.ExecContext(w.ctx, w.args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := r.RowsAffected()
+	return n == 1, err
+}
+
+// sql builds UPDATE t SET a = ?, b = ? WHERE pk = ? AND a = ? with the
+// dialect's quoting and placeholders (PostgreSQL: $n).
+func (w *casWriter) sql(u casUpdate) string {
+	var b strings.Builder
+	n := 0
+	bind := func() {
+		n++
+		if w.tx.Dialector.Name() == "postgres" {
+			b.WriteString("$" + strconv.Itoa(n))
+		} else {
+			b.WriteByte('?')
+		}
+	}
+	q := w.tx.Statement.Quote
+	b.WriteString("UPDATE " + q(w.ts.table) + " SET ")
+	for i, c := range u.setCols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(q(c) + " = ")
+		bind()
+	}
+	b.WriteString(" WHERE " + q(w.ts.pk.DBName) + " = ")
+	bind()
+	for _, c := range u.whereCols {
+		b.WriteString(" AND " + q(c) + " = ")
+		bind()
+	}
+	return b.String()
 }
 
 // drop forgets the current encryption key of ck if it is one of keys, so
