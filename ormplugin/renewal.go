@@ -10,6 +10,12 @@ import (
 	"gorm.io/gorm"
 )
 
+// RenewalJob is the name of the renewal job in the jobs table
+// (kmsgo_jobs) when it runs under a jobs.Store lease: the starter's
+// scheduled job and `kmsctl orm renew` share it, so they never run at once
+// and resume each other's cursor.
+const RenewalJob = "ormplugin_renewal"
+
 // Renewal modes (RenewalOptions.Mode).
 const (
 	// RenewRewrap re-wraps the stored data keys and blind-index keys under

@@ -38,7 +38,7 @@ const (
 )
 
 const (
-	renewJobName    = "ormplugin_renewal"
+	renewJobName    = RenewalJob
 	renewChildBatch = 10
 	renewLeaseTTL   = 1500 * time.Millisecond
 )

@@ -14,7 +14,7 @@ import (
 
 // RenewalJob is the name of the database renewal job in the kmsgo_jobs
 // table and in the scheduler's logs.
-const RenewalJob = "ormplugin_renewal"
+const RenewalJob = ormplugin.RenewalJob
 
 // Defaults of the renewal settings.
 const (
