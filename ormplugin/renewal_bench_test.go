@@ -16,6 +16,7 @@ import (
 // are stated for 1M rows (go test -run '^$' -bench Renew ./ormplugin
 // -renew.rows=1000000); the default keeps `make bench` short.
 var renewBenchRows = flag.Int("renew.rows", 20000, "rows seeded by the renewal benchmarks")
+var renewBenchBatch = flag.Int("renew.batch", DefaultBatchSize, "batch size of the re-encryption benchmark")
 
 // renewBench is the benchmark model: one encrypted column.
 type renewBench struct {
@@ -161,7 +162,7 @@ func BenchmarkRenewReencrypt(b *testing.B) {
 		b.StartTimer()
 		t0 := time.Now()
 		var err error
-		rep, err = p.Renew(context.Background(), db, kms, RenewalOptions{Mode: RenewReencrypt, Models: []any{&renewBench{}}})
+		rep, err = p.Renew(context.Background(), db, kms, RenewalOptions{Mode: RenewReencrypt, Models: []any{&renewBench{}}, BatchSize: *renewBenchBatch})
 		if err != nil {
 			b.Fatal(err)
 		}
