@@ -117,7 +117,7 @@ func TestRenewKilledProcessResumes(t *testing.T) {
 			dsn, db := dbtest.OpenDSN(t, dialect)
 			p, kms, _ := setup(t, db, Config{})
 			srv := kms.(*realKMS).srv
-			const n = 200
+			const n = 300
 			want := expectedCustomers(seedNamed(t, db, n))
 			kms.Rotate()
 			store, err := jobs.NewStore(db)
