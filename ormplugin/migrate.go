@@ -628,6 +628,12 @@ func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, b
 	var nonces nonceSource
 	for _, r := range batch {
 		u := casUpdate{pk: r.pk}
+		if nf := len(ts.fields); nf > 0 {
+			cols := make([]string, 0, 3*nf)
+			vals := make([]any, 0, 3*nf)
+			u.setCols, u.whereCols = cols[:0:2*nf], cols[2*nf:2*nf]
+			u.setVals, u.whereVals = vals[:0:2*nf], vals[2*nf:2*nf]
+		}
 		for i, fi := range ts.fields {
 			v := r.vals[i]
 			if !v.Valid {
@@ -706,6 +712,7 @@ func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, b
 			} else {
 				ct = sealWithNonce(l.k, ck, plain, nonce)
 			}
+			u.shape |= 1 << (2 * min(i, 31))
 			u.setCols = append(u.setCols, fi.field.DBName)
 			u.setVals = append(u.setVals, ct)
 			u.whereCols = append(u.whereCols, fi.field.DBName)
@@ -716,6 +723,7 @@ func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, b
 					clear(plain)
 					return res, err
 				}
+				u.shape |= 2 << (2 * min(i, 31))
 				u.setCols = append(u.setCols, fi.index.DBName)
 				u.setVals = append(u.setVals, blindIndex(key, plain))
 			}
@@ -771,6 +779,7 @@ func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, b
 // whereCols still holds the value read (whereVals).
 type casUpdate struct {
 	pk                 any
+	shape              uint64 // which fields (bit 2i) and indexes (2i+1) it sets
 	setCols, whereCols []string
 	setVals, whereVals []any
 }
@@ -782,12 +791,12 @@ type casWriter struct {
 	ctx   context.Context
 	tx    *gorm.DB
 	ts    *tableScan
-	stmts map[string]*sql.Stmt
+	stmts map[uint64]*sql.Stmt
 	args  []any
 }
 
 func newCASWriter(ctx context.Context, tx *gorm.DB, ts *tableScan) *casWriter {
-	return &casWriter{ctx: ctx, tx: tx, ts: ts, stmts: map[string]*sql.Stmt{}}
+	return &casWriter{ctx: ctx, tx: tx, ts: ts, stmts: map[uint64]*sql.Stmt{}}
 }
 
 func (w *casWriter) close() {
@@ -798,14 +807,21 @@ func (w *casWriter) close() {
 
 // write runs u and reports whether it changed the row.
 func (w *casWriter) write(u casUpdate) (bool, error) {
-	key := strings.Join(u.setCols, ",") + "|" + strings.Join(u.whereCols, ",")
-	st := w.stmts[key]
-	if st == nil {
+	// Rows of a batch usually set the same columns: one prepared
+	// statement per shape. Past 31 fields the shape is ambiguous: prepare
+	// per row.
+	wide := len(w.ts.fields) > 31
+	st := w.stmts[u.shape]
+	if st == nil || wide {
 		var err error
 		if st, err = w.tx.Statement.ConnPool.PrepareContext(w.ctx, w.sql(u)); err != nil {
 			return false, err
 		}
-		w.stmts[key] = st
+		if wide {
+			defer st.Close()
+		} else {
+			w.stmts[u.shape] = st
+		}
 	}
 	w.args = append(append(append(w.args[:0], u.setVals...), u.pk), u.whereVals...)
 	r, err := st.ExecContext(w.ctx, w.args...)
