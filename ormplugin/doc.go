@@ -226,4 +226,23 @@
 // deletes unreferenced key rows. MigrateTable, ReencryptTable and
 // VerifyTable do the same for a table described by names (TableSpec), for
 // command-line tools.
+//
+// Plugin.Renew runs both as one resumable job after a master key rotation:
+// it re-wraps the keys not under the primary version (a key already under
+// the version kmsd returned for another key of its master key costs no
+// call), then optionally (RenewReencrypt) re-encrypts the given tables.
+// After every committed batch it hands a cursor to SaveCursor; given back
+// as Cursor, the next run (another process, after a crash) resumes there.
+// Rows are updated by compare-and-swap on the values read, so a row the
+// application writes meanwhile keeps the application's value (it is read
+// again and re-encrypted). Values that do not decrypt are counted
+// (RenewalReport.Values.Failed) and left alone. The report counts keys and
+// values scanned, renewed, skipped and failed, and the kmsd calls made.
+// The kmsgo starter schedules it (database.renewal) under a lease in the
+// kmsgo_jobs table, so one instance runs it per period; `kmsctl orm renew`
+// runs it once under the same lease. On SQLite, after a rotation, a re-wrap
+// renewal of 1M rows under 4 data keys takes milliseconds and 4 kmsd
+// calls; a full re-encryption rewrites rows at about 2-3x the time of the
+// same batched compare-and-swap UPDATEs without cryptography
+// (BenchmarkRenewRewrap, BenchmarkRenewReencrypt).
 package ormplugin

@@ -231,3 +231,46 @@ func ExamplePlugin_Verify() {
 	// bad: 2 email plaintext
 	// 2 1
 }
+
+// ExamplePlugin_Renew renews a database after a master key rotation:
+// re-wrap the data keys, then re-encrypt the users table under fresh data
+// keys. In a service the kmsgo starter runs this as a scheduled job
+// (database.renewal) that saves its cursor, so an interrupted run resumes.
+func ExamplePlugin_Renew() {
+	db, done := exampleDB()
+	defer done()
+	tb := newExampleTB()
+	defer tb.close()
+	kms, _ := newTestKMS(tb) // in an application: a *kmsclient.Client
+
+	p := New(kms, Config{KeyID: "alias/orders"})
+	if err := db.Use(p); err != nil {
+		panic(err)
+	}
+	if err := db.AutoMigrate(&User{}); err != nil {
+		panic(err)
+	}
+	for _, e := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+		if err := db.Create(&User{Email: e}).Error; err != nil {
+			panic(err)
+		}
+	}
+	kms.Rotate() // kmsctl keys rotate alias/orders
+
+	var cursor string // persist it (jobs.SaveCursor does, in kmsgo_jobs)
+	rep, err := p.Renew(context.Background(), db, kms, RenewalOptions{
+		Mode:       RenewReencrypt,
+		Models:     []any{&User{}},
+		SaveCursor: func(_ context.Context, c string) error { cursor = c; return nil },
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("keys: %d scanned, %d re-wrapped\n", rep.Keys.Scanned, rep.Keys.Renewed)
+	fmt.Printf("values: %d scanned, %d re-encrypted, %d failed\n", rep.Values.Scanned, rep.Values.Renewed, rep.Values.Failed)
+	fmt.Printf("cursor cleared: %v\n", cursor == "")
+	// Output:
+	// keys: 2 scanned, 2 re-wrapped
+	// values: 3 scanned, 3 re-encrypted, 0 failed
+	// cursor cleared: true
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,8 @@ type Progress struct {
 	Total int64  // rows in the table when the run started
 	// Scanned is the number of rows examined so far in the current phase.
 	Scanned int64
+	// Values is the number of non-NULL encrypted values in those rows.
+	Values int64
 	// Found is the number of values the current phase found to rewrite:
 	// plaintext values (migration) or values under retired keys
 	// (re-encryption).
@@ -118,7 +121,7 @@ const maxPasses = 3
 // While it runs, readers that may meet unmigrated rows need a plugin with
 // Config.AllowPlaintextReads.
 func (p *Plugin) MigratePlaintext(ctx context.Context, db *gorm.DB, model any, opts RewriteOptions) (Progress, error) {
-	return p.rewrite(ctx, db, model, "", opts, modeMigrate)
+	return p.rewrite(ctx, db, model, "", opts, modeMigrate, rewriteExtra{})
 }
 
 // Reencrypt decrypts and encrypts again, under fresh data keys, the values
@@ -138,7 +141,7 @@ func (p *Plugin) MigratePlaintext(ctx context.Context, db *gorm.DB, model any, o
 // an archive table read through kms:"table=...") are not considered: set
 // KeepKeys for such tables.
 func (p *Plugin) Reencrypt(ctx context.Context, db *gorm.DB, model any, opts RewriteOptions) (Progress, error) {
-	return p.rewrite(ctx, db, model, "", opts, modeReencrypt)
+	return p.rewrite(ctx, db, model, "", opts, modeReencrypt, rewriteExtra{})
 }
 
 type rewriteMode int
@@ -269,7 +272,12 @@ func (ts *tableScan) read(db *gorm.DB, after any, limit int, pks []any) ([]rewri
 
 // each calls fn for every batch of the table, in primary-key order.
 func (ts *tableScan) each(ctx context.Context, db *gorm.DB, batchSize int, fn func([]rewriteRow) error) error {
-	var last any
+	return ts.eachFrom(ctx, db, nil, batchSize, fn)
+}
+
+// eachFrom is each for the rows after the primary key value last (nil:
+// from the start).
+func (ts *tableScan) eachFrom(ctx context.Context, db *gorm.DB, last any, batchSize int, fn func([]rewriteRow) error) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -323,7 +331,25 @@ func (p *Plugin) decryptStrict(ctx context.Context, ck colKey, b *bindCtx, raw [
 	return p.decrypt(ctx, nil, ck, b, raw)
 }
 
-func (p *Plugin) rewrite(ctx context.Context, db *gorm.DB, model any, table string, opts RewriteOptions, mode rewriteMode) (Progress, error) {
+// rewriteExtra are the options of rewrite that the public Reencrypt does
+// not expose (Renew uses them).
+type rewriteExtra struct {
+	// after resumes the first pass after this primary key (its text form:
+	// decimal for an integer key); "" starts at the beginning.
+	after string
+	// skipBad counts a value that cannot be decrypted (ErrDecrypt,
+	// ErrNotCiphertext, ErrBindMissing) in Progress.Undecryptable and goes
+	// on, instead of failing the run (modeReencrypt).
+	skipBad bool
+	// dryRun counts the values a re-encryption would rewrite (Found)
+	// without decrypting, writing, retiring or deleting anything.
+	dryRun bool
+	// onBatch runs after each committed batch, before Progress; an error
+	// stops the run (a lost lease).
+	onBatch func(Progress) error
+}
+
+func (p *Plugin) rewrite(ctx context.Context, db *gorm.DB, model any, table string, opts RewriteOptions, mode rewriteMode, x rewriteExtra) (Progress, error) {
 	if p.db == nil {
 		return Progress{}, fmt.Errorf("%w: register the plugin with db.Use first", ErrConfig)
 	}
@@ -371,8 +397,10 @@ func (p *Plugin) rewrite(ctx context.Context, db *gorm.DB, model any, table stri
 				oldKeys[r.ID] = true
 			}
 		}
-		for _, fi := range ts.fields { // never re-encrypt under a key being retired
-			p.keys.drop(fi.key(), oldKeys)
+		if !x.dryRun {
+			for _, fi := range ts.fields { // never re-encrypt under a key being retired
+				p.keys.drop(fi.key(), oldKeys)
+			}
 		}
 	}
 
@@ -381,13 +409,31 @@ func (p *Plugin) rewrite(ctx context.Context, db *gorm.DB, model any, table stri
 		if pass > 1 {
 			prog.Phase = PhaseVerify
 		}
-		prog.Scanned, prog.Found, prog.Remaining, prog.Undecryptable = 0, 0, 0, 0
-		err := ts.each(ctx, db, opts.BatchSize, func(batch []rewriteRow) error {
+		prog.Scanned, prog.Values, prog.Found, prog.Remaining, prog.Undecryptable = 0, 0, 0, 0, 0
+		var start any
+		if pass == 1 && x.after != "" {
+			var err error
+			if start, err = ts.parsePK(x.after); err != nil {
+				return prog, err
+			}
+			prog.LastKey = start
+		}
+		err := ts.eachFrom(ctx, db, start, opts.BatchSize, func(batch []rewriteRow) error {
+			if x.dryRun {
+				found, values := ts.countStale(batch, oldKeys)
+				prog.Found += found
+				prog.Values += values
+				prog.Scanned += int64(len(batch))
+				prog.LastKey = batch[len(batch)-1].pk
+				report()
+				return nil
+			}
 			rows := batch
 			for attempt := 0; ; attempt++ {
-				res, err := p.rewriteBatch(ctx, db, ts, rows, mode, oldKeys)
+				res, err := p.rewriteBatch(ctx, db, ts, rows, mode, oldKeys, x.skipBad)
 				prog.Rewritten += res.written
 				if attempt == 0 {
+					prog.Values += res.values
 					prog.Found += res.found
 					prog.Undecryptable += res.bad
 				}
@@ -408,6 +454,11 @@ func (p *Plugin) rewrite(ctx context.Context, db *gorm.DB, model any, table stri
 			}
 			prog.Scanned += int64(len(batch))
 			prog.LastKey = batch[len(batch)-1].pk
+			if x.onBatch != nil {
+				if err := x.onBatch(prog); err != nil {
+					return err
+				}
+			}
 			report()
 			return nil
 		})
@@ -434,7 +485,7 @@ func (p *Plugin) rewrite(ctx context.Context, db *gorm.DB, model any, table stri
 	if mode == modeMigrate && prog.Remaining > 0 {
 		return prog, fmt.Errorf("%w: %d plaintext values in %s (rows changed by writers during the run; run it again)", ErrPlaintextRemains, prog.Remaining, sch.Table)
 	}
-	if mode == modeReencrypt && prog.Remaining == 0 && !opts.KeepKeys {
+	if mode == modeReencrypt && prog.Remaining == 0 && !opts.KeepKeys && !x.dryRun {
 		grace := opts.KeyGrace
 		if grace <= 0 {
 			grace = p.cfg.MaxKeyAge + 10*time.Minute
@@ -560,6 +611,7 @@ func (p *Plugin) checkColumns(ctx context.Context, db *gorm.DB, sch *schema.Sche
 
 // batchResult is what rewriteBatch did.
 type batchResult struct {
+	values         int64 // non-NULL values examined
 	found          int64 // values that needed rewriting
 	written        int64 // values written
 	bad            int64 // values that do not authenticate (left alone)
@@ -569,23 +621,25 @@ type batchResult struct {
 
 // rewriteBatch encrypts the values of one batch that need it and writes
 // them in one transaction.
-func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, batch []rewriteRow, mode rewriteMode, oldKeys map[int64]bool) (batchResult, error) {
-	type update struct {
-		pk    any
-		set   map[string]any
-		where map[string][]byte
-	}
+func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, batch []rewriteRow, mode rewriteMode, oldKeys map[int64]bool, skipBad bool) (batchResult, error) {
 	var res batchResult
-	var updates []update
+	var updates []casUpdate
 	leases := map[colKey]*lease{}
 	var nonces nonceSource
 	for _, r := range batch {
-		u := update{pk: r.pk, set: map[string]any{}, where: map[string][]byte{}}
+		u := casUpdate{pk: r.pk}
+		if nf := len(ts.fields); nf > 0 {
+			cols := make([]string, 0, 3*nf)
+			vals := make([]any, 0, 3*nf)
+			u.setCols, u.whereCols = cols[:0:2*nf], cols[2*nf:2*nf]
+			u.setVals, u.whereVals = vals[:0:2*nf], vals[2*nf:2*nf]
+		}
 		for i, fi := range ts.fields {
 			v := r.vals[i]
 			if !v.Valid {
 				continue
 			}
+			res.values++
 			var plain []byte
 			ck := fi.key()
 			b := ts.bindCtx(r, i)
@@ -608,6 +662,10 @@ func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, b
 				}
 			case modeReencrypt:
 				sv, err := parseValue(v.V)
+				if err != nil && skipBad {
+					res.bad++
+					continue
+				}
 				if err != nil {
 					return res, &DecryptError{Table: ts.table, Column: fi.field.DBName, PrimaryKey: fmt.Sprintf("%s=%v", ts.pk.DBName, r.pk), Err: err}
 				}
@@ -615,8 +673,17 @@ func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, b
 					continue
 				}
 				if plain, err = p.decryptStrict(ctx, ck, b, v.V); err != nil {
+					if skipBad && !errors.Is(err, ErrKMS) {
+						res.bad++
+						continue
+					}
 					return res, &DecryptError{Table: ts.table, Column: fi.field.DBName, PrimaryKey: fmt.Sprintf("%s=%v", ts.pk.DBName, r.pk), Err: err}
 				}
+			}
+			if b != nil && b.value == nil && skipBad {
+				clear(plain)
+				res.bad++
+				continue
 			}
 			res.found++
 			if b != nil && b.value == nil {
@@ -645,19 +712,24 @@ func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, b
 			} else {
 				ct = sealWithNonce(l.k, ck, plain, nonce)
 			}
-			u.set[fi.field.DBName] = ct
-			u.where[fi.field.DBName] = v.V
+			u.shape |= 1 << (2 * min(i, 31))
+			u.setCols = append(u.setCols, fi.field.DBName)
+			u.setVals = append(u.setVals, ct)
+			u.whereCols = append(u.whereCols, fi.field.DBName)
+			u.whereVals = append(u.whereVals, string(v.V))
 			if fi.index != nil && mode == modeMigrate {
 				key, err := p.keys.indexKey(ctx, p.db, nil, ck)
 				if err != nil {
 					clear(plain)
 					return res, err
 				}
-				u.set[fi.index.DBName] = blindIndex(key, plain)
+				u.shape |= 2 << (2 * min(i, 31))
+				u.setCols = append(u.setCols, fi.index.DBName)
+				u.setVals = append(u.setVals, blindIndex(key, plain))
 			}
 			clear(plain)
 		}
-		if len(u.set) > 0 {
+		if len(u.setCols) > 0 {
 			updates = append(updates, u)
 		}
 	}
@@ -676,23 +748,21 @@ func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, b
 	var conflictValues int64
 	err := db.Transaction(func(tx *gorm.DB) error {
 		written, conflicts, conflictValues = 0, nil, 0
+		w := newCASWriter(ctx, tx, ts)
+		defer w.close()
 		for _, u := range updates {
-			q := tx.Table(ts.table).Where(clause.Eq{Column: clause.Column{Name: ts.pk.DBName}, Value: u.pk})
-			for c, old := range u.where {
-				q = q.Where(clause.Eq{Column: clause.Column{Name: c}, Value: string(old)})
+			ok, err := w.write(u)
+			if err != nil {
+				return err
 			}
-			r := q.Updates(u.set)
-			if r.Error != nil {
-				return r.Error
-			}
-			if r.RowsAffected == 1 {
-				written += int64(len(u.where))
+			if ok {
+				written += int64(len(u.whereCols))
 			} else {
 				// Changed (or deleted) by a writer since it was read: a
 				// writer encrypts only the columns it writes, so read the
 				// row again and retry.
 				conflicts = append(conflicts, u.pk)
-				conflictValues += int64(len(u.where))
+				conflictValues += int64(len(u.whereCols))
 			}
 		}
 		return nil
@@ -702,6 +772,95 @@ func (p *Plugin) rewriteBatch(ctx context.Context, db *gorm.DB, ts *tableScan, b
 	}
 	res.written, res.conflicts, res.conflictValues = written, conflicts, conflictValues
 	return res, nil
+}
+
+// casUpdate is one row's compare-and-swap update: set the columns
+// setCols to setVals where the primary key is pk and each column of
+// whereCols still holds the value read (whereVals).
+type casUpdate struct {
+	pk                 any
+	shape              uint64 // which fields (bit 2i) and indexes (2i+1) it sets
+	setCols, whereCols []string
+	setVals, whereVals []any
+}
+
+// casWriter runs casUpdates in one transaction with one prepared statement
+// per column set (a batch usually needs one), bypassing GORM's statement
+// building, which cost more than the cryptography.
+type casWriter struct {
+	ctx   context.Context
+	tx    *gorm.DB
+	ts    *tableScan
+	stmts map[uint64]*sql.Stmt
+	args  []any
+}
+
+func newCASWriter(ctx context.Context, tx *gorm.DB, ts *tableScan) *casWriter {
+	return &casWriter{ctx: ctx, tx: tx, ts: ts, stmts: map[uint64]*sql.Stmt{}}
+}
+
+func (w *casWriter) close() {
+	for _, st := range w.stmts {
+		_ = st.Close()
+	}
+}
+
+// write runs u and reports whether it changed the row.
+func (w *casWriter) write(u casUpdate) (bool, error) {
+	// Rows of a batch usually set the same columns: one prepared
+	// statement per shape. Past 31 fields the shape is ambiguous: prepare
+	// per row.
+	wide := len(w.ts.fields) > 31
+	st := w.stmts[u.shape]
+	if st == nil || wide {
+		var err error
+		if st, err = w.tx.Statement.ConnPool.PrepareContext(w.ctx, w.sql(u)); err != nil {
+			return false, err
+		}
+		if wide {
+			defer st.Close()
+		} else {
+			w.stmts[u.shape] = st
+		}
+	}
+	w.args = append(append(append(w.args[:0], u.setVals...), u.pk), u.whereVals...)
+	r, err := st.ExecContext(w.ctx, w.args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := r.RowsAffected()
+	return n == 1, err
+}
+
+// sql builds UPDATE t SET a = ?, b = ? WHERE pk = ? AND a = ? with the
+// dialect's quoting and placeholders (PostgreSQL: $n).
+func (w *casWriter) sql(u casUpdate) string {
+	var b strings.Builder
+	n := 0
+	bind := func() {
+		n++
+		if w.tx.Dialector.Name() == "postgres" {
+			b.WriteString("$" + strconv.Itoa(n))
+		} else {
+			b.WriteByte('?')
+		}
+	}
+	q := w.tx.Statement.Quote
+	b.WriteString("UPDATE " + q(w.ts.table) + " SET ")
+	for i, c := range u.setCols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(q(c) + " = ")
+		bind()
+	}
+	b.WriteString(" WHERE " + q(w.ts.pk.DBName) + " = ")
+	bind()
+	for _, c := range u.whereCols {
+		b.WriteString(" AND " + q(c) + " = ")
+		bind()
+	}
+	return b.String()
 }
 
 // drop forgets the current encryption key of ck if it is one of keys, so
@@ -784,4 +943,37 @@ func pruneKeys(ctx context.Context, db *gorm.DB, ts *tableScan, batchSize int, g
 		}
 	}
 	return deleted, nil
+}
+
+// parsePK parses the text form of a primary key value (a resume cursor).
+func (ts *tableScan) parsePK(s string) (any, error) {
+	switch ts.newPK().(type) {
+	case *int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: cursor %q is not an integer key of %s", ErrConfig, s, ts.table)
+		}
+		return n, nil
+	default:
+		return s, nil
+	}
+}
+
+// countStale counts the values of batch a re-encryption would rewrite:
+// under one of oldKeys, or row-bound fields still in the unbound format.
+// Nothing is decrypted.
+func (ts *tableScan) countStale(batch []rewriteRow, oldKeys map[int64]bool) (n, values int64) {
+	for _, r := range batch {
+		for i, fi := range ts.fields {
+			if !r.vals[i].Valid {
+				continue
+			}
+			values++
+			sv, err := parseValue(r.vals[i].V)
+			if err == nil && (oldKeys[sv.dkID] || (fi.bind != nil && !sv.bound)) {
+				n++
+			}
+		}
+	}
+	return n, values
 }

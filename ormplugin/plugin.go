@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -70,6 +71,12 @@ type Plugin struct {
 	info   map[*schema.Schema]*schemaInfo
 	err    error
 
+	// rawKMS is the KMS given to New (Renew re-wraps keys with it when it
+	// is a ReEncrypter).
+	rawKMS KMS
+	// kmsCalls counts the calls the plugin made to its KMS.
+	kmsCalls atomic.Int64
+
 	// beforeRewrite (tests only) runs between reading a rewrite batch and
 	// writing it, with the primary keys about to be written.
 	beforeRewrite func(pks []any)
@@ -103,8 +110,32 @@ func New(kms KMS, cfg Config) *Plugin {
 		p.err = fmt.Errorf("%w: MaxKeyUses over %d", ErrConfig, int64(MaxKeyUsesLimit))
 	}
 	p.cfg = cfg
+	p.rawKMS = kms
+	if kms != nil {
+		kms = countingKMS{next: kms, n: &p.kmsCalls}
+	}
 	p.keys = newKeyring(kms, &p.cfg)
 	return p
+}
+
+// KMSCalls returns how many calls this plugin has made to its KMS
+// (GenerateDataKey and Decrypt) since New.
+func (p *Plugin) KMSCalls() int64 { return p.kmsCalls.Load() }
+
+// countingKMS counts the calls made through it.
+type countingKMS struct {
+	next KMS
+	n    *atomic.Int64
+}
+
+func (c countingKMS) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (*DataKey, error) {
+	c.n.Add(1)
+	return c.next.GenerateDataKey(ctx, keyID, encCtx)
+}
+
+func (c countingKMS) Decrypt(ctx context.Context, blob []byte, encCtx map[string]string) (*DecryptResult, error) {
+	c.n.Add(1)
+	return c.next.Decrypt(ctx, blob, encCtx)
 }
 
 // Name implements gorm.Plugin.

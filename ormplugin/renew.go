@@ -24,6 +24,13 @@ type RenewOptions struct {
 type RenewProgress struct {
 	Checked   int64 // wrapped keys sent to kmsd
 	Rewrapped int64 // wrapped keys whose stored blob changed
+	// Current counts keys left alone without a kmsd call: they are already
+	// wrapped under the version kmsd returned for another key of the same
+	// master key in this run (its primary version).
+	Current int64
+	// LastID is the id of the last data key row examined (the resume
+	// point of renewKeys).
+	LastID int64
 }
 
 // RenewDataKeys re-wraps every stored data key and blind-index key (tables
@@ -31,54 +38,97 @@ type RenewProgress struct {
 // key, with kmsd's ReEncrypt: the data keys themselves do not change, so no
 // stored value is rewritten and caches stay valid. It is idempotent and
 // resumable; run it after a master key rotation, then retire an old version
-// once no key row references it (see DataKeyVersions).
+// once no key row references it (see DataKeyVersions). A key already
+// wrapped under the version kmsd returned for an earlier key of the same
+// master key is skipped without a kmsd call (RenewProgress.Current).
 func RenewDataKeys(ctx context.Context, db *gorm.DB, kms ReEncrypter, opts RenewOptions) (RenewProgress, error) {
+	return renewKeys(ctx, db, kms, opts, keyRenewal{})
+}
+
+// keyRenewal are the options of renewKeys that RenewDataKeys does not
+// expose: where to resume, what to do after each batch, and a dry run.
+type keyRenewal struct {
+	after   int64                     // resume after this data key id
+	onBatch func(RenewProgress) error // after each batch of data keys (cursor)
+	dryRun  bool                      // ask kmsd, write nothing
+}
+
+func renewKeys(ctx context.Context, db *gorm.DB, kms ReEncrypter, opts RenewOptions, x keyRenewal) (RenewProgress, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultBatchSize
 	}
 	db = db.Session(&gorm.Session{NewDB: true, Context: ctx})
-	var prog RenewProgress
-	rewrap := func(blob []byte, keyID string, version int, purpose, tbl, col string) ([]byte, int, string, bool, error) {
-		encCtx := encContext(purpose, tbl, col)
+	prog := RenewProgress{LastID: x.after}
+	// primary is, per master key id, the version kmsd last re-wrapped under:
+	// a key already under it needs no call.
+	primary := map[string]int{}
+	type keyRow struct {
+		blob     []byte
+		keyID    string
+		version  int
+		purpose  string
+		tbl, col string
+		update   func(blob []byte, v int, kid string) (int64, error)
+	}
+	renew := func(r keyRow) error {
 		dst := opts.DestinationKeyID
-		if dst == "" {
-			dst = keyID
+		if dst == "" || dst == r.keyID {
+			if v, ok := primary[r.keyID]; ok && v == r.version {
+				prog.Current++
+				return nil
+			}
 		}
-		res, err := kms.ReEncrypt(ctx, blob, encCtx, dst, encCtx)
+		encCtx := encContext(r.purpose, r.tbl, r.col)
+		if dst == "" {
+			dst = r.keyID
+		}
+		res, err := kms.ReEncrypt(ctx, r.blob, encCtx, dst, encCtx)
 		if err != nil {
-			return nil, 0, "", false, fmt.Errorf("%w: re-encrypt key of %s.%s: %w", ErrKMS, tbl, col, err)
+			return fmt.Errorf("%w: re-encrypt key of %s.%s: %w", ErrKMS, r.tbl, r.col, err)
 		}
 		prog.Checked++
-		changed := res.KeyID != keyID || res.KeyVersion != version
-		return res.CiphertextBlob, res.KeyVersion, res.KeyID, changed, nil
+		primary[res.KeyID] = res.KeyVersion
+		if res.KeyID == r.keyID && res.KeyVersion == r.version {
+			return nil
+		}
+		if x.dryRun {
+			prog.Rewrapped++
+			return nil
+		}
+		n, err := r.update(res.CiphertextBlob, res.KeyVersion, res.KeyID)
+		prog.Rewrapped += n
+		return err
 	}
-	var lastID int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return prog, err
 		}
 		var rows []dataKeyRow
-		if err := db.Where("id > ?", lastID).Order("id").Limit(opts.BatchSize).Find(&rows).Error; err != nil {
+		if err := db.Where("id > ?", prog.LastID).Order("id").Limit(opts.BatchSize).Find(&rows).Error; err != nil {
 			return prog, err
 		}
 		if len(rows) == 0 {
 			break
 		}
 		for _, r := range rows {
-			blob, v, kid, changed, err := rewrap(r.Wrapped, r.KeyID, r.KeyVersion, purposeDEK, r.Tbl, r.Col)
+			err := renew(keyRow{blob: r.Wrapped, keyID: r.KeyID, version: r.KeyVersion, purpose: purposeDEK, tbl: r.Tbl, col: r.Col,
+				update: func(blob []byte, v int, kid string) (int64, error) {
+					// Compare-and-swap on the version: a concurrent renewal
+					// that got there first is not overwritten.
+					res := db.Model(&dataKeyRow{}).Where("id = ? AND key_version = ? AND key_id = ?", r.ID, r.KeyVersion, r.KeyID).
+						Updates(map[string]any{"wrapped": blob, "key_version": v, "key_id": kid})
+					return res.RowsAffected, res.Error
+				}})
 			if err != nil {
 				return prog, err
 			}
-			if changed {
-				res := db.Model(&dataKeyRow{}).Where("id = ? AND key_version = ? AND key_id = ?", r.ID, r.KeyVersion, r.KeyID).
-					Updates(map[string]any{"wrapped": blob, "key_version": v, "key_id": kid})
-				if res.Error != nil {
-					return prog, res.Error
-				}
-				prog.Rewrapped += res.RowsAffected
+		}
+		prog.LastID = rows[len(rows)-1].ID
+		if x.onBatch != nil {
+			if err := x.onBatch(prog); err != nil {
+				return prog, err
 			}
 		}
-		lastID = rows[len(rows)-1].ID
 		if opts.Progress != nil {
 			opts.Progress(prog)
 		}
@@ -88,17 +138,14 @@ func RenewDataKeys(ctx context.Context, db *gorm.DB, kms ReEncrypter, opts Renew
 		return prog, err
 	}
 	for _, r := range idx {
-		blob, v, kid, changed, err := rewrap(r.Wrapped, r.KeyID, r.KeyVersion, purposeBIDX, r.Tbl, r.Col)
+		err := renew(keyRow{blob: r.Wrapped, keyID: r.KeyID, version: r.KeyVersion, purpose: purposeBIDX, tbl: r.Tbl, col: r.Col,
+			update: func(blob []byte, v int, kid string) (int64, error) {
+				res := db.Model(&indexKeyRow{}).Where("tbl = ? AND col = ? AND key_version = ? AND key_id = ?", r.Tbl, r.Col, r.KeyVersion, r.KeyID).
+					Updates(map[string]any{"wrapped": blob, "key_version": v, "key_id": kid})
+				return res.RowsAffected, res.Error
+			}})
 		if err != nil {
 			return prog, err
-		}
-		if changed {
-			res := db.Model(&indexKeyRow{}).Where("tbl = ? AND col = ? AND key_version = ? AND key_id = ?", r.Tbl, r.Col, r.KeyVersion, r.KeyID).
-				Updates(map[string]any{"wrapped": blob, "key_version": v, "key_id": kid})
-			if res.Error != nil {
-				return prog, res.Error
-			}
-			prog.Rewrapped += res.RowsAffected
 		}
 	}
 	if opts.Progress != nil && len(idx) > 0 {

@@ -106,7 +106,7 @@ func (p *Plugin) MigrateTable(ctx context.Context, db *gorm.DB, spec TableSpec, 
 	if err != nil {
 		return Progress{}, err
 	}
-	return p.rewrite(ctx, db, m, spec.Table, opts, modeMigrate)
+	return p.rewrite(ctx, db, m, spec.Table, opts, modeMigrate, rewriteExtra{})
 }
 
 // ReencryptTable is Reencrypt for a table described by names.
@@ -115,5 +115,5 @@ func (p *Plugin) ReencryptTable(ctx context.Context, db *gorm.DB, spec TableSpec
 	if err != nil {
 		return Progress{}, err
 	}
-	return p.rewrite(ctx, db, m, spec.Table, opts, modeReencrypt)
+	return p.rewrite(ctx, db, m, spec.Table, opts, modeReencrypt, rewriteExtra{})
 }

@@ -144,6 +144,8 @@ type DatabaseSettings struct {
 	PingTimeout     time.Duration `koanf:"ping_timeout"`
 	DrainTimeout    time.Duration `koanf:"drain_timeout"`
 	ORM             ORMSettings   `koanf:"orm"`
+	// Renewal is the database renewal job after master key rotations.
+	Renewal RenewalSettings `koanf:"renewal"`
 }
 
 // ORMSettings configure ormplugin.
@@ -402,6 +404,9 @@ func (s *Settings) validate() error {
 		if (d.DSNPath != "" || d.PasswordPath != "") && len(s.Config.Sources) == 0 {
 			return bad("database.dsn_path", "needs config.sources")
 		}
+	}
+	if err := d.Renewal.validate(d); err != nil {
+		return err
 	}
 	switch strings.ToLower(s.Log.Format) {
 	case "", "text", "json":

@@ -68,6 +68,20 @@
 // ...) and apply to every new pool; GORM's PrepareStmt mode is not used
 // (prepared statements belong to one pool).
 //
+// # Database renewal
+//
+// database.renewal schedules ormplugin's renewal after master key
+// rotations (Plugin.Renew): re-wrap the data keys not under the primary
+// version (mode rewrap, no row rewritten), or also re-encrypt the values of
+// the models given to WithRenewalModels (mode reencrypt; tables restricts
+// them by table name). The job runs on a jobs.Scheduler whose jobs.Store
+// is the kmsgo_jobs table of the App's database: every instance schedules
+// it, one instance runs each period (compare-and-swap claim), renewing its
+// lease while it runs; an instance that dies frees the job within
+// lease_ttl and the next run resumes from the cursor saved after every
+// batch. App.RunRenewal runs it now under the same lease, App.RenewalState
+// reports the shared state. Without a schedule nothing runs by itself.
+//
 // # Health
 //
 // App.Health reports kmsd's readiness, the config center (last change,

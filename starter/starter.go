@@ -32,6 +32,8 @@ type options struct {
 	log      *slog.Logger
 	reg      prometheus.Registerer
 	onError  func(error)
+
+	renewModels []any
 }
 
 // File reads the settings from the YAML file at path, with KMSGO_*
@@ -69,6 +71,11 @@ type App struct {
 	db     *database
 	unsubs []func()
 	unreg  func()
+
+	renewModels []any
+	renewMu     sync.Mutex
+	renew       *renewal
+	closed      bool
 
 	cfgMu     sync.Mutex
 	cfgErr    error
@@ -110,7 +117,7 @@ func Start(ctx context.Context, opts ...Option) (*App, error) {
 	default:
 		return nil, &StartError{Component: "settings", Path: "", Err: fmt.Errorf("%w: give starter.File or starter.WithSettings", ErrConfig)}
 	}
-	a := &App{set: set, log: o.log}
+	a := &App{set: set, log: o.log, renewModels: o.renewModels}
 	if a.log == nil {
 		a.log = newLogger(set.Log)
 	}
@@ -149,9 +156,18 @@ func Start(ctx context.Context, opts ...Option) (*App, error) {
 		db.report = report
 		a.db = db
 	}
-	// 4. Watchers.
+	// 4. Watchers and the renewal job.
 	if a.db != nil {
 		a.db.start()
+	}
+	if set.Database.Renewal.Schedule != "" {
+		r, err := a.renewalJob()
+		if err != nil {
+			return nil, &StartError{Component: "renewal", Path: "database.renewal", Err: err}
+		}
+		if err := r.sched.Start(); err != nil {
+			return nil, &StartError{Component: "renewal", Path: "database.renewal", Err: err}
+		}
 	}
 	if a.db != nil && a.cfg != nil {
 		for _, p := range []string{set.Database.DSNPath, set.Database.PasswordPath} {
@@ -433,6 +449,9 @@ func (a *App) Close() error {
 		}
 		for _, u := range a.unsubs {
 			u()
+		}
+		if err := a.stopRenewal(); err != nil {
+			errs = append(errs, err)
 		}
 		if a.db != nil {
 			if err := a.db.close(); err != nil {

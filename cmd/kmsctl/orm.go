@@ -38,6 +38,8 @@ func (a *app) ormCmd() *cobra.Command {
 
   migrate          encrypt a table's existing plaintext columns in place
   reencrypt        re-encrypt stored values under fresh data keys
+  renew            run the renewal job once: re-wrap data keys not under the primary
+                   master key version, optionally re-encrypt a table (leased, resumable)
   renew-data-keys  re-wrap the stored data keys under the newest master key version
   status           count stored data keys per master key version, or (with --table)
                    a table's plaintext values and data keys in use
@@ -50,7 +52,7 @@ keeps its wrapped keys in the tables kms_data_keys and kms_index_keys of the sam
 database (created on first use); back them up with the application data.
 With SQLite, add ?_busy_timeout=5000 to the DSN when the application keeps running.`,
 	}
-	cmd.AddCommand(a.ormMigrateCmd(), a.ormReencryptCmd(), a.ormRenewCmd(), a.ormStatusCmd(), a.ormVerifyCmd())
+	cmd.AddCommand(a.ormMigrateCmd(), a.ormReencryptCmd(), a.ormRenewCmd(), a.ormRenewJobCmd(), a.ormStatusCmd(), a.ormVerifyCmd())
 	return cmd
 }
 
