@@ -108,6 +108,15 @@ type SetRotationPolicyInput struct {
 	PeriodDays int
 }
 
+// DisableKeyVersionInput retires Version of KeyID (key id or alias) for
+// decryption. Force skips the quiet-period check (not the primary-version
+// check).
+type DisableKeyVersionInput struct {
+	KeyID   string
+	Version int
+	Force   bool
+}
+
 // TagKeyInput adds or overwrites tags.
 type TagKeyInput struct {
 	KeyID string

@@ -14,6 +14,7 @@ func Migrations() []migrate.Step {
 		{ID: "store/0001_init", Up: up0001},
 		{ID: "store/0002_deployment_hsm_intents", Up: up0002},
 		{ID: "store/0003_locks", Up: up0003},
+		{ID: "store/0004_version_usage", Up: up0004},
 	}
 }
 
@@ -126,4 +127,26 @@ func up0003(tx *gorm.DB) error {
 		return nil
 	}
 	return tx.Migrator().CreateTable(&m0003Lock{})
+}
+
+// Snapshot of the columns added to kms_key_versions in step 0004: the
+// decryption usage of each version (version retirement).
+type m0004KeyVersion struct {
+	DecryptCount int64 `gorm:"not null;default:0"`
+	LastUsedAt   *time.Time
+}
+
+func (m0004KeyVersion) TableName() string { return "kms_key_versions" }
+
+func up0004(tx *gorm.DB) error {
+	m := tx.Migrator()
+	for _, col := range []string{"DecryptCount", "LastUsedAt"} {
+		if m.HasColumn(&m0004KeyVersion{}, col) {
+			continue
+		}
+		if err := m.AddColumn(&m0004KeyVersion{}, col); err != nil {
+			return err
+		}
+	}
+	return nil
 }

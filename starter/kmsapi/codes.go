@@ -21,13 +21,21 @@ const (
 	// CodeUnsupportedMediaType: a JSON route got a body that is not
 	// Content-Type: application/json.
 	CodeUnsupportedMediaType = "UnsupportedMediaType"
+	// CodeKeyVersionDisabled: the ciphertext names a key version that is
+	// disabled for decryption (retired). Enable the version again, or
+	// decrypt data renewed under a newer version. 409, like a disabled key.
+	CodeKeyVersionDisabled = "KeyVersionDisabled"
+	// CodeVersionInUse: a key version was refused retirement because it
+	// was used for decryption within the retirement quiet period. Renew the
+	// data still encrypted under it and wait, or force.
+	CodeVersionInUse = "VersionInUse"
 )
 
 // Codes lists every error code.
 var Codes = []string{
 	CodeValidation, CodeInvalidCiphertext, CodeUnauthenticated, CodeAccessDenied, CodeNotFound,
 	CodeAlreadyExists, CodeInvalidKeyState, CodePayloadTooLarge, CodeTooManyRequests, CodeInternal,
-	CodeHSMUnavailable, CodeAuditUnavailable, CodeUnsupportedMediaType,
+	CodeHSMUnavailable, CodeAuditUnavailable, CodeUnsupportedMediaType, CodeKeyVersionDisabled, CodeVersionInUse,
 }
 
 // CodeStatus returns the HTTP status of an error code, and false for an
@@ -42,7 +50,7 @@ func CodeStatus(code string) (int, bool) {
 		return http.StatusForbidden, true
 	case CodeNotFound:
 		return http.StatusNotFound, true
-	case CodeAlreadyExists, CodeInvalidKeyState:
+	case CodeAlreadyExists, CodeInvalidKeyState, CodeKeyVersionDisabled, CodeVersionInUse:
 		return http.StatusConflict, true
 	case CodePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge, true

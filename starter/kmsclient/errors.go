@@ -22,6 +22,11 @@ const (
 	CodeTooManyRequests   = kmsapi.CodeTooManyRequests
 	CodeInternal          = kmsapi.CodeInternal
 	CodeHSMUnavailable    = kmsapi.CodeHSMUnavailable
+	// CodeKeyVersionDisabled: the ciphertext's key version is retired.
+	CodeKeyVersionDisabled = kmsapi.CodeKeyVersionDisabled
+	// CodeVersionInUse: DisableKeyVersion refused, the version was used
+	// within the server's retirement quiet period.
+	CodeVersionInUse = kmsapi.CodeVersionInUse
 )
 
 // Sentinel errors. An *APIError matches (errors.Is) the sentinel of its
@@ -38,6 +43,12 @@ var (
 	ErrTooManyRequests   = errors.New("kmsclient: too many requests")
 	ErrInternal          = errors.New("kmsclient: internal server error")
 	ErrHSMUnavailable    = errors.New("kmsclient: HSM unavailable")
+	// ErrKeyVersionDisabled: a decryption under a retired (disabled) key
+	// version; EnableKeyVersion undoes the retirement.
+	ErrKeyVersionDisabled = errors.New("kmsclient: key version disabled")
+	// ErrVersionInUse: DisableKeyVersion was refused because the version
+	// decrypted data within the quiet period; renew the data, wait, or force.
+	ErrVersionInUse = errors.New("kmsclient: key version in use")
 
 	// ErrInvalidConfig is returned by New for a bad Config.
 	ErrInvalidConfig = errors.New("kmsclient: invalid config")
@@ -60,6 +71,9 @@ var codeSentinels = map[string]error{
 	CodeTooManyRequests:   ErrTooManyRequests,
 	CodeInternal:          ErrInternal,
 	CodeHSMUnavailable:    ErrHSMUnavailable,
+
+	CodeKeyVersionDisabled: ErrKeyVersionDisabled,
+	CodeVersionInUse:       ErrVersionInUse,
 }
 
 // statusCodes maps an answer without an error body (a proxy's, say) to a
