@@ -32,6 +32,7 @@ const (
 	OriginExternal = store.OriginExternal
 
 	VersionEnabled   = store.VersionEnabled
+	VersionDisabled  = store.VersionDisabled
 	VersionDestroyed = store.VersionDestroyed
 )
 
