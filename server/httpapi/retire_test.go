@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
+	"github.com/kmsgo/kmsgo/hsm/devhsm"
 	"github.com/kmsgo/kmsgo/server/config"
+	"github.com/kmsgo/kmsgo/server/dbtest"
 	"github.com/kmsgo/kmsgo/server/kmstest"
 	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
@@ -172,4 +176,66 @@ func TestVersionRetirementPolicy(t *testing.T) {
 	if st, raw := srv.DoAs(t, ak, secret, "POST", p+"enable", nil); st != http.StatusOK {
 		t.Fatalf("enable with kms:EnableKeyVersion: %d %s", st, raw)
 	}
+}
+
+// TestVersionRetirementReplicas: two replicas on one database. A decryption
+// on replica A holds off retirement through replica B once A flushed
+// (within kms.usage_flush_interval), B's listing shows A's counts, and a
+// version disabled through B is refused by A within kms.metadata_ttl.
+func TestVersionRetirementReplicas(t *testing.T) {
+	const flush, ttl = 200 * time.Millisecond, 300 * time.Millisecond
+	dbtest.ForEach(t, func(t *testing.T, db *gorm.DB) {
+		dir := t.TempDir()
+		backend, err := devhsm.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { backend.Close() })
+		replica := func(name string) *kmstest.Server {
+			return kmstest.Start(t, kmstest.WithDB(db), kmstest.WithHSM(backend), kmstest.WithDataDir(dir),
+				kmstest.WithConfig(func(c *config.Config) {
+					c.ReplicaID = name
+					c.KMS.MetadataTTL = ttl
+					c.KMS.UsageFlushInterval = flush
+					c.KMS.RetirementQuietPeriod = time.Hour
+				}))
+		}
+		a, b := replica("replica-a"), replica("replica-b")
+		id := createKey(t, a, nil)
+		blob := encrypt(t, a, id, []byte("old"), nil)
+		call(t, a, "POST", "/v1/keys/"+id+"/rotate", nil, 200, nil)
+		for range 3 {
+			call(t, a, "POST", "/v1/decrypt", map[string]any{"ciphertext_blob": blob}, 200, nil)
+		}
+		time.Sleep(flush + 300*time.Millisecond) // A's background flush has run
+
+		// B never decrypted: what it sees came through the database.
+		var vs kmsapi.VersionsResponse
+		call(t, b, "GET", "/v1/keys/"+id+"/versions", nil, 200, &vs)
+		if vs.Versions[0].DecryptCount != 3 || vs.Versions[0].LastUsedAt == nil {
+			t.Fatalf("B sees v1 %+v, want A's 3 uses", vs.Versions[0])
+		}
+
+		st, raw := b.Do(t, "POST", "/v1/keys/"+id+"/versions/1/disable", nil)
+		if e := errorCode(t, raw); st != http.StatusConflict || e.Code != kmsapi.CodeVersionInUse {
+			t.Fatalf("disable through B after uses on A: %d %s", st, raw)
+		}
+
+		call(t, b, "POST", "/v1/keys/"+id+"/versions/1/disable", map[string]any{"force": true}, 200, nil)
+		disabled := time.Now()
+		for {
+			sent := time.Now()
+			st, raw := a.Do(t, "POST", "/v1/decrypt", map[string]any{"ciphertext_blob": blob})
+			if st == http.StatusConflict && errorCode(t, raw).Code == kmsapi.CodeKeyVersionDisabled {
+				break
+			}
+			if st != http.StatusOK {
+				t.Fatalf("replica A: %d %s", st, raw)
+			}
+			if late := sent.Sub(disabled); late > ttl+100*time.Millisecond {
+				t.Fatalf("replica A still decrypts under v1 %v after B disabled it (bound %v)", late, ttl)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
 }
