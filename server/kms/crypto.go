@@ -132,7 +132,7 @@ func (s *Service) decrypt(ctx context.Context, c Ciphertext, ec map[string]strin
 	if err != nil {
 		return nil, err
 	}
-	s.usage.note(b.KeyID, ver, s.clock())
+	noteUse(e, ver)
 	return &DecryptOutput{KeyID: b.KeyID, KeyVersion: int(ver), Plaintext: pt}, nil
 }
 

@@ -71,12 +71,14 @@
 //
 // Every successful decryption (Decrypt, DecryptBatch items, the source of
 // ReEncrypt, and so every transport's) counts against the key version named
-// in the ciphertext: a count and the last-used time, kept in memory on the
-// crypto path (a read-locked map lookup and two atomic operations, no
-// database access) and added to the version's row every
+// in the ciphertext: a counter kept in memory on the crypto path (one
+// atomic add on a counter found through the key's cache entry: no lock, no
+// clock read, no database access) and added to the version's row every
 // Config.UsageFlushInterval (default 10s), at Close and on FlushUsage.
-// Replicas add to the stored counters, never overwrite them.
-// ListKeyVersions shows the stored counts plus this replica's unflushed ones.
+// Replicas add to the stored counters, never overwrite them. The flush
+// stamps the version's last-used time with its own time, so that time is
+// late by at most one flush interval, never early. ListKeyVersions shows
+// the stored counts plus this replica's unflushed ones (as used now).
 //
 // DisableKeyVersion retires a version for decryption: decrypting under it
 // then fails with ErrKeyVersionDisabled (on other replicas within

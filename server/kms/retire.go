@@ -27,17 +27,21 @@ func (e *versionInUseError) Error() string {
 func (e *versionInUseError) Is(target error) bool { return target == ErrVersionInUse }
 
 // versionInfo describes v of k with its stored usage plus this replica's
-// unflushed usage.
+// unflushed usage, which counts as a use now (it is at most one flush
+// interval old).
 func (s *Service) versionInfo(k *store.Key, v *store.KeyVersion) KeyVersionInfo {
-	n, last := s.usage.pending(v.KeyID, v.Version)
+	n := s.usage.pending(v.KeyID, v.Version)
 	info := KeyVersionInfo{Version: int(v.Version), State: v.State, Primary: v.Version == k.PrimaryVersion,
 		CreationDate: v.CreatedAt.UTC(), DecryptCount: v.DecryptCount + n}
-	if v.LastUsedAt != nil && v.LastUsedAt.After(last) {
-		last = *v.LastUsedAt
+	var last time.Time
+	if v.LastUsedAt != nil {
+		last = v.LastUsedAt.UTC()
+	}
+	if n > 0 {
+		last = s.now()
 	}
 	if !last.IsZero() {
-		t := last.UTC()
-		info.LastUsedAt = &t
+		info.LastUsedAt = &last
 	}
 	return info
 }
@@ -52,10 +56,14 @@ func (s *Service) versionInfo(k *store.Key, v *store.KeyVersion) KeyVersionInfo 
 // nothing.
 func (s *Service) DisableKeyVersion(ctx context.Context, in DisableKeyVersionInput) (*KeyVersionInfo, error) {
 	if !in.Force && s.quiet > 0 {
-		// This replica's latest uses go to the database first, so the
-		// check below sees them; on failure they are still counted from
-		// memory.
-		_ = s.FlushUsage(ctx)
+		// This replica's uses go to the database first, so that another
+		// replica checking later sees them, and no flush runs during the
+		// check, so every use is either in the database or still counted
+		// in memory (versionInfo adds those). A failed flush leaves them
+		// in memory.
+		s.usage.flushMu.Lock()
+		defer s.usage.flushMu.Unlock()
+		_ = s.flushLocked(ctx)
 	}
 	return s.setVersionState(ctx, in.KeyID, in.Version, OpDisableKeyVersion, func(k *store.Key, v *store.KeyVersion, now time.Time) (bool, error) {
 		if v.State == store.VersionDisabled {

@@ -56,8 +56,9 @@ func sameTime(a *time.Time, b time.Time) bool { return a != nil && a.Equal(b) }
 
 // TestVersionUsageCounting: every decrypting path counts against the
 // ciphertext's version, in memory only until a flush; flushes of two
-// replicas on one database add up, the last-used time only moves forward,
-// and Close flushes what is left.
+// replicas on one database add up, the last-used time (the time of the
+// flush that carried the uses) only moves forward, and Close flushes what
+// is left.
 func TestVersionUsageCounting(t *testing.T) {
 	forEach(t, func(t *testing.T, e *env) {
 		a := e.svc
@@ -69,7 +70,6 @@ func TestVersionUsageCounting(t *testing.T) {
 			t.Fatal(err)
 		}
 		ct2 := e.encrypt(id, []byte("v2 data"), nil).CiphertextBlob
-		t0 := e.clock.Now()
 
 		// Replica a: Decrypt x2, a batch of two, a ReEncrypt source: 5 uses
 		// of v1; one use of v2.
@@ -80,8 +80,6 @@ func TestVersionUsageCounting(t *testing.T) {
 		if err != nil || res[0].Err != nil || res[1].Err != nil || res[2].Err != nil {
 			t.Fatalf("batch: %v %+v", err, res)
 		}
-		e.clock.Advance(time.Minute)
-		tA := e.clock.Now()
 		if _, err := a.ReEncrypt(e.ctx, kms.ReEncryptInput{CiphertextBlob: ct1}); err != nil {
 			t.Fatal(err)
 		}
@@ -89,53 +87,58 @@ func TestVersionUsageCounting(t *testing.T) {
 		if _, err := a.Decrypt(e.ctx, kms.DecryptInput{CiphertextBlob: ct1, EncryptionContext: map[string]string{"x": "y"}}); !isErr(err, kms.ErrInvalidCiphertext) {
 			t.Fatalf("wrong context: %v", err)
 		}
+		e.clock.Advance(time.Minute)
+		t1 := e.clock.Now()
 
 		// Nothing reached the database yet: counting is in memory.
 		if got := e.storedUsage(id, 1); got.DecryptCount != 0 || got.LastUsedAt != nil {
 			t.Fatalf("stored before any flush: %d %v", got.DecryptCount, got.LastUsedAt)
 		}
-		// Replica a's listing adds its unflushed counts; replica b sees none.
-		if v := version(t, a, id, 1); v.DecryptCount != 5 || !sameTime(v.LastUsedAt, tA) {
-			t.Fatalf("a sees v1 %+v, want 5 uses, last %s", v, tA)
+		// Replica a's listing adds its unflushed counts, used "now";
+		// replica b sees none.
+		if v := version(t, a, id, 1); v.DecryptCount != 5 || !sameTime(v.LastUsedAt, t1) {
+			t.Fatalf("a sees v1 %+v, want 5 uses, last %s", v, t1)
 		}
 		if v := version(t, b, id, 1); v.DecryptCount != 0 || v.LastUsedAt != nil {
 			t.Fatalf("b sees v1 %+v before a flushed", v)
 		}
+		if err := a.FlushUsage(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.storedUsage(id, 1); got.DecryptCount != 5 || !sameTime(got.LastUsedAt, t1) {
+			t.Fatalf("after a's flush: %d %v", got.DecryptCount, got.LastUsedAt)
+		}
+		if got := e.storedUsage(id, 2); got.DecryptCount != 1 || !sameTime(got.LastUsedAt, t1) {
+			t.Fatalf("v2 after a's flush: %d %v", got.DecryptCount, got.LastUsedAt)
+		}
+		if v := version(t, b, id, 1); v.DecryptCount != 5 || !sameTime(v.LastUsedAt, t1) {
+			t.Fatalf("b sees v1 %+v after a flushed", v)
+		}
 
-		// Replica b: 3 uses of v1, the last one earlier than a's.
-		e.clock.Advance(-30 * time.Second)
-		tB := e.clock.Now()
+		// Replica b: 3 uses of v1, flushed with a clock 30s behind.
 		for range 3 {
 			if _, err := b.Decrypt(e.ctx, kms.DecryptInput{CiphertextBlob: ct1}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := a.FlushUsage(e.ctx); err != nil {
-			t.Fatal(err)
-		}
-		if got := e.storedUsage(id, 1); got.DecryptCount != 5 || !sameTime(got.LastUsedAt, tA) {
-			t.Fatalf("after a's flush: %d %v", got.DecryptCount, got.LastUsedAt)
-		}
-		if got := e.storedUsage(id, 2); got.DecryptCount != 1 || !sameTime(got.LastUsedAt, t0) {
-			t.Fatalf("v2 after a's flush: %d %v", got.DecryptCount, got.LastUsedAt)
-		}
+		e.clock.Advance(-30 * time.Second)
 		if err := b.FlushUsage(e.ctx); err != nil {
 			t.Fatal(err)
 		}
-		// Added, not overwritten; b's older time does not move last_used back.
-		if got := e.storedUsage(id, 1); got.DecryptCount != 8 || !sameTime(got.LastUsedAt, tA) {
-			t.Fatalf("after both flushes: %d %v, want 8 at %s (b's last use %s)", got.DecryptCount, got.LastUsedAt, tA, tB)
+		// Added, not overwritten; b's earlier time does not move last_used back.
+		if got := e.storedUsage(id, 1); got.DecryptCount != 8 || !sameTime(got.LastUsedAt, t1) {
+			t.Fatalf("after both flushes: %d %v, want 8 at %s", got.DecryptCount, got.LastUsedAt, t1)
 		}
-		// A second flush with nothing new changes nothing.
+		// A flush with nothing new changes nothing.
+		e.clock.Advance(time.Hour)
 		if err := a.FlushUsage(e.ctx); err != nil {
 			t.Fatal(err)
 		}
-		if v := version(t, b, id, 1); v.DecryptCount != 8 {
-			t.Fatalf("after an empty flush: %+v", v)
+		if got := e.storedUsage(id, 1); got.DecryptCount != 8 || !sameTime(got.LastUsedAt, t1) {
+			t.Fatalf("after an empty flush: %d %v", got.DecryptCount, got.LastUsedAt)
 		}
 
 		// A later use on b moves last_used forward; Close flushes it.
-		e.clock.Advance(time.Hour)
 		tLate := e.clock.Now()
 		if _, err := b.Decrypt(e.ctx, kms.DecryptInput{CiphertextBlob: ct1}); err != nil {
 			t.Fatal(err)
@@ -197,6 +200,9 @@ func TestRetirement(t *testing.T) {
 		// The application still reads old data: v1 is in use.
 		e.mustDecrypt(old[0], ec, []byte(data[0]))
 		lastUse := e.clock.Now()
+		if err := e.svc.FlushUsage(e.ctx); err != nil { // the periodic flush
+			t.Fatal(err)
+		}
 		e.clock.Advance(period / 2)
 		_, err := e.svc.DisableKeyVersion(e.ctx, kms.DisableKeyVersionInput{KeyID: "alias/retire", Version: 1})
 		if !isErr(err, kms.ErrVersionInUse) {
@@ -223,6 +229,9 @@ func TestRetirement(t *testing.T) {
 				t.Fatalf("renew: %+v %v", out, err)
 			}
 			renewed = append(renewed, out.CiphertextBlob)
+		}
+		if err := e.svc.FlushUsage(e.ctx); err != nil {
+			t.Fatal(err)
 		}
 		e.clock.Advance(period - time.Second)
 		if _, err := e.svc.DisableKeyVersion(e.ctx, kms.DisableKeyVersionInput{KeyID: id, Version: 1}); !isErr(err, kms.ErrVersionInUse) {

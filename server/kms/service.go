@@ -198,7 +198,15 @@ func (s *Service) now() time.Time { return s.clock().UTC().Truncate(time.Millise
 type keyEntry struct {
 	key      store.Key
 	versions map[int64]store.KeyVersion
-	loaded   time.Time // monotonic wall time, not business time
+	usage    map[int64]*usageCell // decryption counters of the versions
+	loaded   time.Time            // monotonic wall time, not business time
+}
+
+// noteUse counts one decryption under version ver of the key of e.
+func noteUse(e *keyEntry, ver int64) {
+	if c := e.usage[ver]; c != nil {
+		c.count.Add(1)
+	}
 }
 
 type aliasEntry struct {
@@ -231,6 +239,7 @@ func (s *Service) loadKey(ctx context.Context, id string) (*keyEntry, error) {
 	if k.State == store.KeyStateDestroyed {
 		s.material.purge(k.ID)
 	}
+	e.usage = s.usage.cellsFor(k.ID, e.versions)
 	if s.ttl > 0 {
 		s.mu.Lock()
 		s.keys[id] = e

@@ -26,29 +26,19 @@ type usageKey struct {
 }
 
 // usageCell counts the decryptions under one key version that this Service
-// has not yet added to the database: count and the latest time (Unix
-// milliseconds of business time). Both are swapped to zero by a flush.
+// has not yet added to the database; a flush swaps it to zero.
 type usageCell struct {
 	count atomic.Int64
-	last  atomic.Int64
 }
 
-// note records one decryption at ms.
-func (c *usageCell) note(ms int64) {
-	c.count.Add(1)
-	for {
-		old := c.last.Load()
-		if ms <= old || c.last.CompareAndSwap(old, ms) {
-			return
-		}
-	}
-}
-
-// usageTable is the in-memory side of the per-version decryption counters:
-// the hot path does a read-locked map lookup and two atomic operations, no
-// allocation once the version has a cell, and no database access. Flush
-// moves the counts to the database in one transaction. Cells are kept for
-// the life of the Service (one per version ever decrypted here).
+// usageTable is the in-memory side of the per-version decryption counters.
+// The crypto path finds the version's cell in the key's cache entry
+// (cellsFor, filled when the entry is loaded) and does one atomic add: no
+// lock, no allocation, no clock read, no database access. The last-used
+// time is the business time of the flush that carries the counts to the
+// database, so it is late by at most one flush interval, never early (the
+// safe side for the retirement quiet period). Cells are kept for the life
+// of the Service (one per version of every key loaded here).
 type usageTable struct {
 	mu    sync.RWMutex
 	cells map[usageKey]*usageCell
@@ -58,97 +48,79 @@ type usageTable struct {
 
 func newUsageTable() *usageTable { return &usageTable{cells: map[usageKey]*usageCell{}} }
 
-// note records one decryption under (keyID, version) at t. A nil table
-// counts nothing (the baseline of the hot-path benchmark).
-func (u *usageTable) note(keyID string, version int64, t time.Time) {
+// cellsFor returns the cells of the given versions of keyID, creating
+// missing ones, for a key cache entry. A nil table (the benchmark's
+// uncounted baseline) returns nil, and nothing is counted.
+func (u *usageTable) cellsFor(keyID string, versions map[int64]store.KeyVersion) map[int64]*usageCell {
 	if u == nil {
-		return
+		return nil
 	}
-	k := usageKey{keyID, version}
-	u.mu.RLock()
-	c := u.cells[k]
-	u.mu.RUnlock()
-	if c == nil {
-		u.mu.Lock()
-		if c = u.cells[k]; c == nil {
+	out := make(map[int64]*usageCell, len(versions))
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for v := range versions {
+		k := usageKey{keyID, v}
+		c := u.cells[k]
+		if c == nil {
 			c = new(usageCell)
 			u.cells[k] = c
 		}
-		u.mu.Unlock()
+		out[v] = c
 	}
-	c.note(t.UnixMilli())
+	return out
 }
 
-// pending returns the unflushed count and last use of (keyID, version).
-func (u *usageTable) pending(keyID string, version int64) (int64, time.Time) {
+// pending returns the unflushed count of (keyID, version).
+func (u *usageTable) pending(keyID string, version int64) int64 {
 	u.mu.RLock()
 	c := u.cells[usageKey{keyID, version}]
 	u.mu.RUnlock()
 	if c == nil {
-		return 0, time.Time{}
+		return 0
 	}
-	n, ms := c.count.Load(), c.last.Load()
-	if ms == 0 {
-		return n, time.Time{}
-	}
-	return n, time.UnixMilli(ms).UTC()
+	return c.count.Load()
 }
 
-// take swaps every cell's counts out for flushing.
-func (u *usageTable) take() []store.VersionUsage {
+// take swaps every cell's count out for a flush at now.
+func (u *usageTable) take(now time.Time) []store.VersionUsage {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
 	var out []store.VersionUsage
 	for k, c := range u.cells {
-		n := c.count.Swap(0)
-		ms := c.last.Swap(0)
-		if n == 0 && ms == 0 {
-			continue
+		if n := c.count.Swap(0); n != 0 {
+			out = append(out, store.VersionUsage{KeyID: k.keyID, Version: k.version, Count: n, LastUsed: now})
 		}
-		x := store.VersionUsage{KeyID: k.keyID, Version: k.version, Count: n}
-		if ms != 0 {
-			// ms == 0 with n > 0: a decryption counted between the two
-			// swaps; its time stays in the cell for the next flush.
-			x.LastUsed = time.UnixMilli(ms).UTC()
-		}
-		out = append(out, x)
 	}
 	return out
 }
 
 // giveBack returns counts whose flush failed to their cells.
 func (u *usageTable) giveBack(us []store.VersionUsage) {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
 	for _, x := range us {
-		u.mu.RLock()
-		c := u.cells[usageKey{x.KeyID, x.Version}]
-		u.mu.RUnlock()
-		if c == nil {
-			continue
-		}
-		c.count.Add(x.Count)
-		if x.LastUsed.IsZero() {
-			continue
-		}
-		ms := x.LastUsed.UnixMilli()
-		for {
-			old := c.last.Load()
-			if ms <= old || c.last.CompareAndSwap(old, ms) {
-				break
-			}
+		if c := u.cells[usageKey{x.KeyID, x.Version}]; c != nil {
+			c.count.Add(x.Count)
 		}
 	}
 }
 
 // FlushUsage adds the decryption counts this Service gathered in memory
-// since the last flush to the database (counters add up across replicas;
-// the last-used time only moves forward). A Service flushes by itself every
+// since the last flush to the database, with the current time as the
+// versions' last use (counters add up across replicas; the last-used time
+// only moves forward). A Service flushes by itself every
 // Config.UsageFlushInterval and when closed; call FlushUsage to make the
 // counts visible at once. On failure the counts stay in memory for the next
 // flush.
 func (s *Service) FlushUsage(ctx context.Context) error {
 	s.usage.flushMu.Lock()
 	defer s.usage.flushMu.Unlock()
-	us := s.usage.take()
+	return s.flushLocked(ctx)
+}
+
+// flushLocked is FlushUsage with usage.flushMu held.
+func (s *Service) flushLocked(ctx context.Context) error {
+	us := s.usage.take(s.now())
 	if len(us) == 0 {
 		return nil
 	}

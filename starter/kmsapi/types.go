@@ -102,8 +102,9 @@ type KeyMetadata struct {
 // the successful decryptions under the version (Decrypt, batch items,
 // ReEncrypt sources, the AWS protocol) across all replicas; each replica
 // adds its counts to the database in batches (kms.usage_flush_interval), so
-// another replica's most recent decryptions may show up that much later.
-// LastUsedAt is null for a version never used for decryption.
+// another replica's most recent decryptions may show up that much later,
+// and LastUsedAt is the time of the batch: late by at most that interval,
+// never early. LastUsedAt is null for a version never used for decryption.
 type KeyVersion struct {
 	Version      int          `json:"version"`
 	State        VersionState `json:"state"`
