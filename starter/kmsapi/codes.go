@@ -21,6 +21,9 @@ const (
 	// CodeUnsupportedMediaType: a JSON route got a body that is not
 	// Content-Type: application/json.
 	CodeUnsupportedMediaType = "UnsupportedMediaType"
+	// CodeJobRunning: POST /v1/jobs/:name/run found the job running (on
+	// this replica or holding its lease on another); retry when it ended.
+	CodeJobRunning = "JobRunning"
 	// CodeKeyVersionDisabled: the ciphertext names a key version that is
 	// disabled for decryption (retired). Enable the version again, or
 	// decrypt data renewed under a newer version. 409, like a disabled key.
@@ -35,7 +38,8 @@ const (
 var Codes = []string{
 	CodeValidation, CodeInvalidCiphertext, CodeUnauthenticated, CodeAccessDenied, CodeNotFound,
 	CodeAlreadyExists, CodeInvalidKeyState, CodePayloadTooLarge, CodeTooManyRequests, CodeInternal,
-	CodeHSMUnavailable, CodeAuditUnavailable, CodeUnsupportedMediaType, CodeKeyVersionDisabled, CodeVersionInUse,
+	CodeHSMUnavailable, CodeAuditUnavailable, CodeUnsupportedMediaType, CodeJobRunning, CodeKeyVersionDisabled,
+	CodeVersionInUse,
 }
 
 // CodeStatus returns the HTTP status of an error code, and false for an
@@ -50,7 +54,7 @@ func CodeStatus(code string) (int, bool) {
 		return http.StatusForbidden, true
 	case CodeNotFound:
 		return http.StatusNotFound, true
-	case CodeAlreadyExists, CodeInvalidKeyState, CodeKeyVersionDisabled, CodeVersionInUse:
+	case CodeAlreadyExists, CodeInvalidKeyState, CodeJobRunning, CodeKeyVersionDisabled, CodeVersionInUse:
 		return http.StatusConflict, true
 	case CodePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge, true

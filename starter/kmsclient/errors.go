@@ -22,6 +22,7 @@ const (
 	CodeTooManyRequests   = kmsapi.CodeTooManyRequests
 	CodeInternal          = kmsapi.CodeInternal
 	CodeHSMUnavailable    = kmsapi.CodeHSMUnavailable
+	CodeJobRunning        = kmsapi.CodeJobRunning
 	// CodeKeyVersionDisabled: the ciphertext's key version is retired.
 	CodeKeyVersionDisabled = kmsapi.CodeKeyVersionDisabled
 	// CodeVersionInUse: DisableKeyVersion refused, the version was used
@@ -43,6 +44,8 @@ var (
 	ErrTooManyRequests   = errors.New("kmsclient: too many requests")
 	ErrInternal          = errors.New("kmsclient: internal server error")
 	ErrHSMUnavailable    = errors.New("kmsclient: HSM unavailable")
+	// ErrJobRunning: RunJob found the job running (409 JobRunning).
+	ErrJobRunning = errors.New("kmsclient: job is running")
 	// ErrKeyVersionDisabled: a decryption under a retired (disabled) key
 	// version; EnableKeyVersion undoes the retirement.
 	ErrKeyVersionDisabled = errors.New("kmsclient: key version disabled")
@@ -71,6 +74,7 @@ var codeSentinels = map[string]error{
 	CodeTooManyRequests:   ErrTooManyRequests,
 	CodeInternal:          ErrInternal,
 	CodeHSMUnavailable:    ErrHSMUnavailable,
+	CodeJobRunning:        ErrJobRunning,
 
 	CodeKeyVersionDisabled: ErrKeyVersionDisabled,
 	CodeVersionInUse:       ErrVersionInUse,
