@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -94,7 +95,8 @@ alias name ("alias/orders") may be given.`,
 		a.keyOp("disable", "Disable a key: it refuses every cryptographic operation until enabled", (*kmsclient.Client).DisableKey),
 		a.keyOp("rotate", "Add a new primary key version now (old data still decrypts)", (*kmsclient.Client).RotateKey),
 		a.keyOp("cancel-deletion", "Cancel a scheduled deletion (the key becomes Disabled)", (*kmsclient.Client).CancelKeyDeletion),
-		a.keysScheduleDeletion(), a.keysAlias(), a.keysAliases(), a.keysTag(), a.keysImport(), a.keysVersions(), a.keysRotationPolicy())
+		a.keysScheduleDeletion(), a.keysAlias(), a.keysAliases(), a.keysTag(), a.keysImport(), a.keysVersions(),
+		a.keysDisableVersion(), a.keysEnableVersion(), a.keysRotationPolicy())
 	return keys
 }
 
@@ -404,17 +406,114 @@ only the wrapped form. The material file should be deleted securely afterwards.`
 	return cmd
 }
 
+// retirementHelp explains retiring a key version; shared by the version
+// commands' help.
+const retirementHelp = `Retiring an old key version, so that data still encrypted under it stops decrypting:
+
+  1. Rotate:  kmsctl keys rotate KEY          (new data is encrypted under the new version)
+  2. Renew the data under the new primary version:
+       database rows:   kmsctl orm renew-data-keys / kmsctl orm reencrypt (ormplugin renewal)
+       config centers:  kmsctl config renew ...
+       kmsgo files:     kmsctl file rewrap IN
+  3. Watch the old version go quiet:  kmsctl keys versions KEY
+     (DECRYPTS and LAST USED count every decryption under the version, on every replica)
+  4. Disable it:  kmsctl keys disable-version KEY VERSION
+     kmsd refuses while the version was used for decryption within its quiet period
+     (kms.retirement_quiet_period, default 24h) and says when it was last used; wait, or
+     finish the renewal, or pass --force. The primary version is never disabled.
+
+A disabled version's material is kept: decryption under it fails with KeyVersionDisabled
+until "kmsctl keys enable-version KEY VERSION". It is destroyed only with the key
+(kmsctl keys schedule-deletion).`
+
 func (a *app) keysVersions() *cobra.Command {
-	return keyCmd(a, &cobra.Command{Use: "versions KEY", Short: "List a key's versions"}, (*kmsclient.Client).ListKeyVersions,
+	return keyCmd(a, &cobra.Command{
+		Use:   "versions KEY",
+		Short: "List a key's versions with their state and decryption usage",
+		Long: `List a key's versions: state (Enabled, Disabled = retired for decryption, Destroyed),
+which is primary, how many decryptions used each (DECRYPTS) and when it was last used
+(LAST USED; "-" for never). Counts are added to the database by every kmsd replica in
+batches (kms.usage_flush_interval, default 10s), so another replica's latest uses may
+show up that much later.
+
+` + retirementHelp,
+	}, (*kmsclient.Client).ListKeyVersions,
 		func(cmd *cobra.Command, vs []kmsclient.KeyVersion) error {
 			return a.emit(cmd.OutOrStdout(), vs, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "VERSION\tSTATE\tPRIMARY\tCREATED")
+				fmt.Fprintln(tw, "VERSION\tSTATE\tPRIMARY\tCREATED\tDECRYPTS\tLAST USED")
 				for _, v := range vs {
 					ct := v.CreationDate
-					fmt.Fprintf(tw, "%d\t%s\t%t\t%s\n", v.Version, v.State, v.Primary, fmtTime(&ct))
+					fmt.Fprintf(tw, "%d\t%s\t%t\t%s\t%d\t%s\n", v.Version, v.State, v.Primary, fmtTime(&ct), v.DecryptCount, fmtTime(v.LastUsedAt))
 				}
 			})
 		})
+}
+
+// printVersion prints one key version.
+func (a *app) printVersion(cmd *cobra.Command, v *kmsclient.KeyVersion) error {
+	return a.emit(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
+		ct := v.CreationDate
+		for _, row := range [][2]string{
+			{"Version", fmt.Sprint(v.Version)}, {"State", string(v.State)}, {"Primary", fmt.Sprint(v.Primary)},
+			{"Created", fmtTime(&ct)}, {"Decrypts", fmt.Sprint(v.DecryptCount)}, {"Last used", fmtTime(v.LastUsedAt)},
+		} {
+			fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
+		}
+	})
+}
+
+// versionArgs parses KEY VERSION.
+func versionArgs(args []string) (string, int, error) {
+	n, err := strconv.Atoi(args[1])
+	if err != nil || n < 1 {
+		return "", 0, fmt.Errorf("VERSION must be a positive integer, got %q", args[1])
+	}
+	return args[0], n, nil
+}
+
+func (a *app) keysDisableVersion() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "disable-version KEY VERSION [--force]",
+		Short: "Retire a key version: data still encrypted under it stops decrypting (reversible)",
+		Long:  retirementHelp,
+		Example: `  kmsctl keys disable-version alias/orders 1
+  kmsctl keys disable-version alias/orders 1 --force   # even though it was used recently`,
+		Args: cobra.ExactArgs(2),
+		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, args []string) error {
+			key, n, err := versionArgs(args)
+			if err != nil {
+				return err
+			}
+			v, err := c.DisableKeyVersion(cmd.Context(), key, n, force)
+			if err != nil {
+				return err
+			}
+			return a.printVersion(cmd, v)
+		}),
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "disable even if the version was used for decryption within the quiet period")
+	return cmd
+}
+
+func (a *app) keysEnableVersion() *cobra.Command {
+	return &cobra.Command{
+		Use:   "enable-version KEY VERSION",
+		Short: "Enable a disabled key version again: data under it decrypts again",
+		Long:  retirementHelp,
+		Args:  cobra.ExactArgs(2),
+		RunE: a.withClient(func(cmd *cobra.Command, c *kmsclient.Client, args []string) error {
+			key, n, err := versionArgs(args)
+			if err != nil {
+				return err
+			}
+			v, err := c.EnableKeyVersion(cmd.Context(), key, n)
+			if err != nil {
+				return err
+			}
+			return a.printVersion(cmd, v)
+		}),
+	}
 }
 
 func (a *app) keysRotationPolicy() *cobra.Command {

@@ -152,6 +152,11 @@ func toAWS(err error) *Error {
 		return &Error{Type: ExcNotFound, Message: msg(), Cause: err}
 	case errors.Is(err, kms.ErrAlreadyExists):
 		return &Error{Type: ExcAlreadyExists, Message: msg(), Cause: err}
+	case errors.Is(err, kms.ErrKeyVersionDisabled):
+		// A retired key version refuses decryption like a disabled key.
+		return &Error{Type: ExcDisabled, Message: msg(), Cause: err, Reason: "KeyVersionDisabled"}
+	case errors.Is(err, kms.ErrVersionInUse):
+		return &Error{Type: ExcInvalidState, Message: msg(), Cause: err}
 	case errors.Is(err, kms.ErrInvalidKeyState):
 		return &Error{Type: ExcInvalidState, Message: msg(), Cause: err}
 	case errors.Is(err, kms.ErrValidation):

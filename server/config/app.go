@@ -155,7 +155,8 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 	}
 	defer hsm.Zero(chainKey)
 
-	if a.KMS, err = kms.New(kms.Config{DB: a.DB, HSM: a.HSM, MetadataTTL: c.KMS.MetadataTTL}); err != nil {
+	if a.KMS, err = kms.New(kms.Config{DB: a.DB, HSM: a.HSM, MetadataTTL: c.KMS.MetadataTTL,
+		UsageFlushInterval: c.KMS.UsageFlushInterval, RetirementQuietPeriod: c.KMS.RetirementQuietPeriod}); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.KMS.Close)

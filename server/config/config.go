@@ -16,6 +16,7 @@ import (
 
 	"github.com/kmsgo/kmsgo/jobs"
 	"github.com/kmsgo/kmsgo/server/awsapi"
+	"github.com/kmsgo/kmsgo/server/kms"
 )
 
 // Config is kmsd's configuration. Every field can be set in the YAML file
@@ -168,6 +169,15 @@ type KMSConfig struct {
 	// disabled on one replica is refused by every other within it
 	// (default 2s).
 	MetadataTTL time.Duration `yaml:"metadata_ttl"`
+	// UsageFlushInterval is how often a replica adds the per-key-version
+	// decryption counts it gathered in memory to the database (default
+	// 10s; they are also flushed at shutdown).
+	UsageFlushInterval time.Duration `yaml:"usage_flush_interval"`
+	// RetirementQuietPeriod is how long a key version must have gone
+	// without decryptions before it can be disabled without force
+	// (default 24h). It must exceed UsageFlushInterval, which bounds how
+	// late another replica's decryptions reach the database.
+	RetirementQuietPeriod time.Duration `yaml:"retirement_quiet_period"`
 }
 
 // LimitsConfig bounds request bodies and concurrency.
@@ -388,6 +398,13 @@ func (c Config) Validate() error {
 	if err := c.Jobs.config().Validate(); err != nil {
 		return fmt.Errorf("%w: jobs: %w", ErrInvalid, err)
 	}
+	if c.KMS.UsageFlushInterval < 0 || c.KMS.RetirementQuietPeriod < 0 {
+		return fmt.Errorf("%w: kms.usage_flush_interval and kms.retirement_quiet_period must not be negative", ErrInvalid)
+	}
+	if c.KMS.effectiveQuietPeriod() <= c.KMS.effectiveFlushInterval() {
+		return fmt.Errorf("%w: kms.retirement_quiet_period (%s) must be longer than kms.usage_flush_interval (%s), "+
+			"which bounds how late other replicas' decryptions are seen", ErrInvalid, c.KMS.effectiveQuietPeriod(), c.KMS.effectiveFlushInterval())
+	}
 	if c.AWS.AccountID != "" && !awsapi.ValidAccountID(c.AWS.AccountID) {
 		return fmt.Errorf("%w: aws.account_id must be 12 digits", ErrInvalid)
 	}
@@ -397,6 +414,20 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: log.format must be json or text", ErrInvalid)
 	}
 	return nil
+}
+
+func (k KMSConfig) effectiveFlushInterval() time.Duration {
+	if k.UsageFlushInterval == 0 {
+		return kms.DefaultUsageFlushInterval
+	}
+	return k.UsageFlushInterval
+}
+
+func (k KMSConfig) effectiveQuietPeriod() time.Duration {
+	if k.RetirementQuietPeriod == 0 {
+		return kms.DefaultRetirementQuietPeriod
+	}
+	return k.RetirementQuietPeriod
 }
 
 // config returns the jobs.Config of j (without logger, metrics or audit).

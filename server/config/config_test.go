@@ -26,6 +26,7 @@ hsm:
   token_label: kms
 kms:
   metadata_ttl: 5s
+  usage_flush_interval: 30s
 jobs:
   destroy_schedule: "@every 30s"
   timeout: 1m
@@ -34,14 +35,15 @@ jobs:
 		t.Fatal(err)
 	}
 	env := map[string]string{
-		"KMSD_REGION":                "us-2",
-		"KMSD_AUTH_REQUIRE_NONCE":    "true",
-		"KMSD_AUTH_CACHE_TTL":        "750ms",
-		"KMSD_TRUSTED_PROXIES":       "10.0.0.1, 10.1.0.0/16",
-		"KMSD_LIMITS_MAX_BODY_BYTES": "1024",
-		"KMSD_HSM_POOL_SIZE":         "8",
-		"KMSD_JOBS_ENABLED":          "false",
-		"KMSD_JOBS_ROTATE_SCHEDULE":  "0 3 * * *",
+		"KMSD_REGION":                      "us-2",
+		"KMSD_AUTH_REQUIRE_NONCE":          "true",
+		"KMSD_AUTH_CACHE_TTL":              "750ms",
+		"KMSD_TRUSTED_PROXIES":             "10.0.0.1, 10.1.0.0/16",
+		"KMSD_LIMITS_MAX_BODY_BYTES":       "1024",
+		"KMSD_HSM_POOL_SIZE":               "8",
+		"KMSD_JOBS_ENABLED":                "false",
+		"KMSD_JOBS_ROTATE_SCHEDULE":        "0 3 * * *",
+		"KMSD_KMS_RETIREMENT_QUIET_PERIOD": "72h",
 	}
 	c, err := Load(file, func(k string) string { return env[k] })
 	if err != nil {
@@ -53,6 +55,7 @@ jobs:
 	want.Database = DatabaseConfig{Driver: "postgres", DSN: "postgres://x"}
 	want.HSM.Backend, want.HSM.Module, want.HSM.TokenLabel, want.HSM.PoolSize = "pkcs11", "/usr/lib/softhsm/libsofthsm2.so", "kms", 8
 	want.KMS.MetadataTTL = 5 * time.Second
+	want.KMS.UsageFlushInterval, want.KMS.RetirementQuietPeriod = 30*time.Second, 72*time.Hour
 	want.Auth.RequireNonce, want.Auth.CacheTTL = true, 750*time.Millisecond
 	want.Limits.MaxBodyBytes = 1024
 	want.TrustedProxies = []string{"10.0.0.1", "10.1.0.0/16"}
@@ -93,6 +96,9 @@ func TestLoadErrors(t *testing.T) {
 		{"bad env duration", "", map[string]string{"KMSD_KMS_METADATA_TTL": "soon"}},
 		{"bad env bool", "", map[string]string{"KMSD_AUTH_REQUIRE_NONCE": "maybe"}},
 		{"bad env int", "", map[string]string{"KMSD_HSM_POOL_SIZE": "x"}},
+		{"negative usage flush interval", "kms:\n  usage_flush_interval: -1s\n", nil},
+		{"quiet period not above flush interval", "kms:\n  usage_flush_interval: 1m\n  retirement_quiet_period: 1m\n", nil},
+		{"quiet period below default flush interval", "kms:\n  retirement_quiet_period: 5s\n", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -58,6 +58,10 @@ func classify(err error) (code, msg string) {
 		return kmsapi.CodeIdempotencyMismatch, "the idempotency token was used before with other parameters"
 	case errors.Is(err, kms.ErrAlreadyExists):
 		return kmsapi.CodeAlreadyExists, message(err)
+	case errors.Is(err, kms.ErrKeyVersionDisabled):
+		return kmsapi.CodeKeyVersionDisabled, message(err)
+	case errors.Is(err, kms.ErrVersionInUse):
+		return kmsapi.CodeVersionInUse, message(err)
 	case errors.Is(err, kms.ErrInvalidKeyState):
 		return kmsapi.CodeInvalidKeyState, message(err)
 	case errors.Is(err, ErrTooManyRequests):

@@ -115,6 +115,33 @@ var listVersions = op(pathKey, func(rc *reqCtx, k kms.KeyRef, _ *empty) (*kmsapi
 	return &kmsapi.VersionsResponse{Versions: vs}, err
 })
 
+// versionParam is the :version path segment, a positive integer.
+func versionParam(rc *reqCtx) (int, error) {
+	v, err := strconv.Atoi(rc.c.Param("version"))
+	if err != nil || v < 1 {
+		return 0, validationf("version must be a positive integer")
+	}
+	return v, nil
+}
+
+var disableVersion = op(pathKey, func(rc *reqCtx, k kms.KeyRef, in *kmsapi.DisableKeyVersionRequest) (*kmsapi.KeyVersion, error) {
+	v, err := versionParam(rc)
+	if err != nil {
+		return nil, err
+	}
+	rc.keyVersion = v
+	return rc.srv.kms.DisableKeyVersion(rc.ctx, kms.DisableKeyVersionInput{KeyID: k.KeyID, Version: v, Force: in.Force})
+})
+
+var enableVersion = op(pathKey, func(rc *reqCtx, k kms.KeyRef, _ *empty) (*kmsapi.KeyVersion, error) {
+	v, err := versionParam(rc)
+	if err != nil {
+		return nil, err
+	}
+	rc.keyVersion = v
+	return rc.srv.kms.EnableKeyVersion(rc.ctx, k.KeyID, v)
+})
+
 func tags(t map[string]string, err error) (*kmsapi.Tags, error) {
 	if t == nil {
 		t = map[string]string{}

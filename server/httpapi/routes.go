@@ -52,6 +52,8 @@ func (s *Server) routeTable() []route {
 		{Method: get, Path: "/v1/keys/:id/rotation-policy", Action: "kms:GetRotationPolicy", Summary: "Get the automatic rotation policy.", Status: ok, Reply: kmsapi.RotationPolicy{}, handler: getRotationPolicy},
 		{Method: put, Path: "/v1/keys/:id/rotation-policy", Action: "kms:SetRotationPolicy", Summary: "Set the automatic rotation policy.", Status: ok, Request: kmsapi.RotationPolicyRequest{}, Reply: kmsapi.RotationPolicy{}, handler: setRotationPolicy},
 		{Method: get, Path: "/v1/keys/:id/versions", Action: "kms:ListKeyVersions", Summary: "List key versions.", Status: ok, Reply: kmsapi.VersionsResponse{}, handler: listVersions},
+		{Method: post, Path: "/v1/keys/:id/versions/:version/disable", Action: "kms:DisableKeyVersion", Summary: "Retire a key version for decryption (refused while used within the quiet period unless forced; never the primary).", Status: ok, Request: kmsapi.DisableKeyVersionRequest{}, Reply: kmsapi.KeyVersion{}, handler: disableVersion},
+		{Method: post, Path: "/v1/keys/:id/versions/:version/enable", Action: "kms:EnableKeyVersion", Summary: "Enable a disabled key version for decryption again.", Status: ok, Reply: kmsapi.KeyVersion{}, handler: enableVersion},
 		{Method: get, Path: "/v1/keys/:id/tags", Action: "kms:ListTags", Summary: "List tags.", Status: ok, Reply: kmsapi.Tags{}, handler: listTags},
 		{Method: post, Path: "/v1/keys/:id/tags", Action: "kms:TagKey", Summary: "Add or replace tags.", Status: ok, Request: kmsapi.Tags{}, Reply: kmsapi.Tags{}, handler: tagKey},
 		{Method: post, Path: "/v1/keys/:id/untag", Action: "kms:UntagKey", Summary: "Remove tags.", Status: ok, Request: kmsapi.UntagRequest{}, Reply: kmsapi.Tags{}, handler: untagKey},

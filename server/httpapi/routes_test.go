@@ -84,6 +84,15 @@ func TestEveryRouteWorks(t *testing.T) {
 	if len(vs.Versions) != 2 {
 		t.Fatalf("versions %+v", vs)
 	}
+	var kv kmsapi.KeyVersion
+	do("POST", "/v1/keys/:id/versions/:version/disable", "/v1/keys/"+id+"/versions/1/disable", map[string]any{"force": true}, 200, &kv)
+	if kv.State != kmsapi.VersionDisabled {
+		t.Fatalf("disabled version %+v", kv)
+	}
+	do("POST", "/v1/keys/:id/versions/:version/enable", "/v1/keys/"+id+"/versions/1/enable", nil, 200, &kv)
+	if kv.State != kmsapi.VersionEnabled {
+		t.Fatalf("enabled version %+v", kv)
+	}
 	var rp kmsapi.RotationPolicy
 	do("PUT", "/v1/keys/:id/rotation-policy", "/v1/keys/"+id+"/rotation-policy", map[string]any{"enabled": true, "period_days": 90}, 200, &rp)
 	if !rp.Enabled || rp.PeriodDays != 90 || rp.NextRotationAt == nil {

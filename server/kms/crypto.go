@@ -64,7 +64,9 @@ func (s *Service) Encrypt(ctx context.Context, in EncryptInput) (*EncryptOutput,
 // Decrypt decrypts a ciphertext blob. The key and version come from the
 // blob; a KeyID given by the caller must name the same key. Every failure to
 // decrypt is ErrInvalidCiphertext (see ReasonCode); a key whose state forbids
-// decryption gives ErrInvalidKeyState.
+// decryption gives ErrInvalidKeyState, a retired (disabled) version
+// ErrKeyVersionDisabled. A success counts as a use of the version (see
+// ListKeyVersions).
 func (s *Service) Decrypt(ctx context.Context, in DecryptInput) (*DecryptOutput, error) {
 	return s.decrypt(ctx, ParseCiphertext(in.CiphertextBlob), in.EncryptionContext, in.KeyID, OpDecrypt)
 }
@@ -116,7 +118,11 @@ func (s *Service) decrypt(ctx context.Context, c Ciphertext, ec map[string]strin
 	if !ok {
 		return nil, invalidCiphertext(ReasonVersionNotFound)
 	}
-	if v.State != store.VersionEnabled {
+	switch v.State {
+	case store.VersionEnabled:
+	case store.VersionDisabled:
+		return nil, &versionDisabledError{keyID: b.KeyID, version: ver}
+	default:
 		return nil, invalidCiphertext(ReasonVersionDestroyed)
 	}
 	pt, err := s.open(ctx, &e.key, &v, b.IV, b.Sealed, ciphertext.AAD(b.Header(), cc))
@@ -126,6 +132,7 @@ func (s *Service) decrypt(ctx context.Context, c Ciphertext, ec map[string]strin
 	if err != nil {
 		return nil, err
 	}
+	noteUse(e, ver)
 	return &DecryptOutput{KeyID: b.KeyID, KeyVersion: int(ver), Plaintext: pt}, nil
 }
 

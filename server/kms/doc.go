@@ -35,6 +35,7 @@
 //	GetRotationPolicy, ListTags          ✓       ✓           ✓              ✓           ✓
 //	UpdateKey                            ✓       ✓           ✗              ✓           ✗
 //	EnableKey, DisableKey                ✓       ✓           ✗              ✗           ✗
+//	EnableKeyVersion, DisableKeyVersion  ✓       ✓           ✗              ✗           ✗
 //	ScheduleKeyDeletion                  ✓       ✓           ✗              ✓           ✗
 //	CancelKeyDeletion                    ✗       ✗           ✓              ✗           ✗
 //	RotateKey                            ✓       ✗           ✗              ✗           ✗
@@ -65,6 +66,30 @@
 // within MetadataTTL. A ciphertext naming a version newer than the cache
 // forces a reload, so a rotation elsewhere never makes fresh ciphertexts
 // undecryptable.
+//
+// # Version usage and retirement
+//
+// Every successful decryption (Decrypt, DecryptBatch items, the source of
+// ReEncrypt, and so every transport's) counts against the key version named
+// in the ciphertext: a counter kept in memory on the crypto path (one
+// atomic add on a counter found through the key's cache entry: no lock, no
+// clock read, no database access) and added to the version's row every
+// Config.UsageFlushInterval (default 10s), at Close and on FlushUsage.
+// Replicas add to the stored counters, never overwrite them. The flush
+// stamps the version's last-used time with its own time, so that time is
+// late by at most one flush interval, never early. ListKeyVersions shows
+// the stored counts plus this replica's unflushed ones (as used now).
+//
+// DisableKeyVersion retires a version for decryption: decrypting under it
+// then fails with ErrKeyVersionDisabled (on other replicas within
+// MetadataTTL), while its material is kept; EnableKeyVersion undoes it.
+// Only destroying the key destroys a version's material. The primary
+// version cannot be disabled (rotate first). Unless forced, the call is
+// refused with ErrVersionInUse while the version was used within
+// Config.RetirementQuietPeriod (default 24h): the check flushes this
+// replica's counts first, so it sees this replica's latest use and every
+// other replica's uses up to one flush interval ago, which the quiet period
+// (much longer than the flush interval) covers.
 //
 // # Jobs
 //

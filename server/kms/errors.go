@@ -36,7 +36,28 @@ var (
 	// ErrUnavailable is hsm.ErrUnavailable (503): the HSM cannot be used
 	// now. Transports match it without importing the HSM layer.
 	ErrUnavailable = hsm.ErrUnavailable
+	// ErrKeyVersionDisabled reports a decryption under a key version that
+	// is disabled for decryption (retired with DisableKeyVersion; 409, like
+	// a disabled key). The message names the key and version and nothing
+	// about the ciphertext's contents.
+	ErrKeyVersionDisabled = errors.New("kms: key version is disabled for decryption")
+	// ErrVersionInUse reports a DisableKeyVersion refused because the
+	// version was used for decryption within the retirement quiet period
+	// (409). The message says when, and how to wait or force.
+	ErrVersionInUse = errors.New("kms: key version is still in use")
 )
+
+// versionDisabledError is ErrKeyVersionDisabled for one key version.
+type versionDisabledError struct {
+	keyID   string
+	version int64
+}
+
+func (e *versionDisabledError) Error() string {
+	return fmt.Sprintf("%s: version %d of key %s is retired; enable it again to decrypt (POST /v1/keys/%s/versions/%d/enable)",
+		ErrKeyVersionDisabled.Error(), e.version, e.keyID, e.keyID, e.version)
+}
+func (e *versionDisabledError) Is(target error) bool { return target == ErrKeyVersionDisabled }
 
 // Reason codes of ErrInvalidCiphertext, for audit and logs only.
 const (

@@ -2,6 +2,7 @@ package kms_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -82,4 +83,43 @@ func ExampleService_GenerateDataKey() {
 	back, _ := svc.Decrypt(ctx, kms.DecryptInput{CiphertextBlob: dk.CiphertextBlob})
 	fmt.Println(len(dk.Plaintext), string(back.Plaintext) == string(dk.Plaintext))
 	// Output: 32 true
+}
+
+// Retiring version 1 after a rotation: refused while it is still in use,
+// accepted once the data is renewed and the version quiet for
+// Config.RetirementQuietPeriod, or when forced.
+func ExampleService_DisableKeyVersion() {
+	dir, _ := os.MkdirTemp("", "kms-example-")
+	defer os.RemoveAll(dir)
+	backend, _ := devhsm.Open(filepath.Join(dir, "hsm"))
+	defer backend.Close()
+	db, _ := gorm.Open(sqlite.Open(filepath.Join(dir, "kms.db")), &gorm.Config{Logger: logger.Discard})
+	_ = migrate.Apply(db, store.Migrations()...)
+	svc, _ := kms.New(kms.Config{DB: db, HSM: backend}) // quiet period: 24h
+	defer svc.Close()
+	ctx := context.Background()
+	key, _ := svc.CreateKey(ctx, kms.CreateKeyInput{})
+	old, _ := svc.Encrypt(ctx, kms.EncryptInput{KeyID: key.KeyID, Plaintext: []byte("row 1")})
+	_, _ = svc.RotateKey(ctx, key.KeyID)
+
+	// The old row is still read: version 1 is in use.
+	_, _ = svc.Decrypt(ctx, kms.DecryptInput{CiphertextBlob: old.CiphertextBlob})
+	_, err := svc.DisableKeyVersion(ctx, kms.DisableKeyVersionInput{KeyID: key.KeyID, Version: 1})
+	fmt.Println(errors.Is(err, kms.ErrVersionInUse))
+
+	// Renew the row under version 2; after the quiet period (or with
+	// Force, as here) version 1 is retired.
+	renewed, _ := svc.ReEncrypt(ctx, kms.ReEncryptInput{CiphertextBlob: old.CiphertextBlob})
+	v, _ := svc.DisableKeyVersion(ctx, kms.DisableKeyVersionInput{KeyID: key.KeyID, Version: 1, Force: true})
+	fmt.Println(v.Version, v.State, v.DecryptCount)
+
+	_, err = svc.Decrypt(ctx, kms.DecryptInput{CiphertextBlob: old.CiphertextBlob})
+	fmt.Println(errors.Is(err, kms.ErrKeyVersionDisabled))
+	dec, _ := svc.Decrypt(ctx, kms.DecryptInput{CiphertextBlob: renewed.CiphertextBlob})
+	fmt.Println(string(dec.Plaintext), dec.KeyVersion)
+	// Output:
+	// true
+	// 1 Disabled 2
+	// true
+	// row 1 2
 }

@@ -516,7 +516,9 @@ func (s *Service) rotate(ctx context.Context, id string, scheduled bool) (*store
 	return &k, oldPrimary, nil
 }
 
-// ListKeyVersions returns the versions of a key in ascending order.
+// ListKeyVersions returns the versions of a key in ascending order, with
+// their decryption usage: the counts stored by every replica plus this
+// replica's unflushed ones.
 func (s *Service) ListKeyVersions(ctx context.Context, keyID string) ([]KeyVersionInfo, error) {
 	k, err := s.getKey(ctx, keyID, OpListKeyVersions)
 	if err != nil {
@@ -527,8 +529,8 @@ func (s *Service) ListKeyVersions(ctx context.Context, keyID string) ([]KeyVersi
 		return nil, err
 	}
 	out := make([]KeyVersionInfo, 0, len(vs))
-	for _, v := range vs {
-		out = append(out, KeyVersionInfo{Version: int(v.Version), State: v.State, Primary: v.Version == k.PrimaryVersion, CreationDate: v.CreatedAt.UTC()})
+	for i := range vs {
+		out = append(out, s.versionInfo(&k, &vs[i]))
 	}
 	return out, nil
 }

@@ -58,6 +58,20 @@ type Config struct {
 	// creates. Empty means the id stored in the database (created on first
 	// use, see store.EnsureDeploymentID), which is what kmsd uses.
 	DeploymentID string
+
+	// UsageFlushInterval is how often the per-version decryption counts
+	// gathered in memory are added to the database. Zero means
+	// DefaultUsageFlushInterval (10s); negative flushes only on Close and
+	// FlushUsage.
+	UsageFlushInterval time.Duration
+
+	// RetirementQuietPeriod is how long a key version must have gone
+	// without decryptions before DisableKeyVersion accepts it unforced.
+	// Keep it much longer than UsageFlushInterval: another replica's
+	// decryptions reach the database up to one flush interval late. Zero
+	// means DefaultRetirementQuietPeriod (24h); negative means no quiet
+	// period.
+	RetirementQuietPeriod time.Duration
 }
 
 // Service is the transport-free key management service. It is safe for
@@ -78,6 +92,12 @@ type Service struct {
 
 	material *materialCache
 	refs     refCache // ResolveKey answers
+
+	usage     *usageTable // unflushed per-version decryption counts
+	quiet     time.Duration
+	stopFlush chan struct{}
+	flushDone chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns a Service.
@@ -123,21 +143,51 @@ func New(cfg Config) (*Service, error) {
 		size = DefaultMaterialCacheSize
 	}
 	s.material = newMaterialCache(size)
+	s.usage = newUsageTable()
+	switch {
+	case cfg.RetirementQuietPeriod == 0:
+		s.quiet = DefaultRetirementQuietPeriod
+	case cfg.RetirementQuietPeriod > 0:
+		s.quiet = cfg.RetirementQuietPeriod
+	}
+	interval := cfg.UsageFlushInterval
+	if interval == 0 {
+		interval = DefaultUsageFlushInterval
+	}
+	if interval > 0 {
+		s.stopFlush, s.flushDone = make(chan struct{}), make(chan struct{})
+		go s.flushLoop(interval, s.stopFlush, s.flushDone)
+	}
 	return s, nil
 }
 
 // DeploymentID returns the id that names this deployment's HSM objects.
 func (s *Service) DeploymentID() string { return s.deployment }
 
-// Close zeroes and drops every cached key material. It does not close the
-// database or the HSM, which belong to the caller.
+// Close stops the usage flusher, adds the last unflushed decryption counts
+// to the database, and zeroes and drops every cached key material. It does
+// not close the database or the HSM, which belong to the caller; close them
+// after the Service.
 func (s *Service) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		if s.stopFlush != nil {
+			close(s.stopFlush)
+			<-s.flushDone
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = s.FlushUsage(ctx)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("kms: flush version usage: %w", err)
+		}
+	})
 	s.material.purge("")
 	s.mu.Lock()
 	s.keys = map[string]*keyEntry{}
 	s.aliases = map[string]aliasEntry{}
 	s.mu.Unlock()
-	return nil
+	return err
 }
 
 // now returns business time in UTC at millisecond precision (what every
@@ -148,7 +198,15 @@ func (s *Service) now() time.Time { return s.clock().UTC().Truncate(time.Millise
 type keyEntry struct {
 	key      store.Key
 	versions map[int64]store.KeyVersion
-	loaded   time.Time // monotonic wall time, not business time
+	usage    map[int64]*usageCell // decryption counters of the versions
+	loaded   time.Time            // monotonic wall time, not business time
+}
+
+// noteUse counts one decryption under version ver of the key of e.
+func noteUse(e *keyEntry, ver int64) {
+	if c := e.usage[ver]; c != nil {
+		c.count.Add(1)
+	}
 }
 
 type aliasEntry struct {
@@ -181,6 +239,7 @@ func (s *Service) loadKey(ctx context.Context, id string) (*keyEntry, error) {
 	if k.State == store.KeyStateDestroyed {
 		s.material.purge(k.ID)
 	}
+	e.usage = s.usage.cellsFor(k.ID, e.versions)
 	if s.ttl > 0 {
 		s.mu.Lock()
 		s.keys[id] = e

@@ -25,6 +25,8 @@ const (
 	OpGenerateDataKey                 Operation = "GenerateDataKey"
 	OpGenerateDataKeyWithoutPlaintext Operation = "GenerateDataKeyWithoutPlaintext"
 	OpReEncrypt                       Operation = "ReEncrypt" // Decrypt rules on the source, Encrypt rules on the destination
+	OpEnableKeyVersion                Operation = "EnableKeyVersion"
+	OpDisableKeyVersion               Operation = "DisableKeyVersion"
 )
 
 // allowed is the key-state table of the package documentation. Order of the
@@ -50,6 +52,8 @@ var allowed = map[Operation][5]bool{
 	OpGenerateDataKey:                 {true, false, false, false, false},
 	OpGenerateDataKeyWithoutPlaintext: {true, false, false, false, false},
 	OpReEncrypt:                       {true, false, false, false, false},
+	OpEnableKeyVersion:                {true, true, false, false, false},
+	OpDisableKeyVersion:               {true, true, false, false, false},
 }
 
 func stateIndex(s KeyState) int {

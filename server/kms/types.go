@@ -32,6 +32,7 @@ const (
 	OriginExternal = store.OriginExternal
 
 	VersionEnabled   = store.VersionEnabled
+	VersionDisabled  = store.VersionDisabled
 	VersionDestroyed = store.VersionDestroyed
 )
 
@@ -106,6 +107,15 @@ type SetRotationPolicyInput struct {
 	KeyID      string
 	Enabled    bool
 	PeriodDays int
+}
+
+// DisableKeyVersionInput retires Version of KeyID (key id or alias) for
+// decryption. Force skips the quiet-period check (not the primary-version
+// check).
+type DisableKeyVersionInput struct {
+	KeyID   string
+	Version int
+	Force   bool
 }
 
 // TagKeyInput adds or overwrites tags.

@@ -15,6 +15,7 @@ func Migrations() []migrate.Step {
 		{ID: "store/0002_deployment_hsm_intents", Up: up0002},
 		{ID: "store/0003_locks", Up: up0003},
 		{ID: "store/0004_key_idempotency", Up: up0004},
+		{ID: "store/0005_version_usage", Up: up0005},
 	}
 }
 
@@ -145,4 +146,26 @@ func up0004(tx *gorm.DB) error {
 		return nil
 	}
 	return tx.Migrator().CreateTable(&m0004KeyIdempotency{})
+}
+
+// Snapshot of the columns added to kms_key_versions in step 0005: the
+// decryption usage of each version (version retirement).
+type m0005KeyVersion struct {
+	DecryptCount int64 `gorm:"not null;default:0"`
+	LastUsedAt   *time.Time
+}
+
+func (m0005KeyVersion) TableName() string { return "kms_key_versions" }
+
+func up0005(tx *gorm.DB) error {
+	m := tx.Migrator()
+	for _, col := range []string{"DecryptCount", "LastUsedAt"} {
+		if m.HasColumn(&m0005KeyVersion{}, col) {
+			continue
+		}
+		if err := m.AddColumn(&m0005KeyVersion{}, col); err != nil {
+			return err
+		}
+	}
+	return nil
 }

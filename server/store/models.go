@@ -34,6 +34,7 @@ const (
 	OriginExternal = kmsapi.OriginExternal
 
 	VersionEnabled   = kmsapi.VersionEnabled
+	VersionDisabled  = kmsapi.VersionDisabled
 	VersionDestroyed = kmsapi.VersionDestroyed
 )
 
@@ -63,6 +64,8 @@ func (Key) TableName() string { return "kms_keys" }
 // SOFTWARE version holds WrappedMaterial (wrapped by the HSM root key), an
 // HSM version holds HSMObjectID. (KeyID, Version) is the primary key, which
 // makes two concurrent rotations to the same version number impossible.
+// DecryptCount and LastUsedAt are the decryption usage flushed so far by
+// every replica (AddVersionUsage); a Disabled version keeps its material.
 type KeyVersion struct {
 	KeyID           string       `gorm:"primaryKey;size:64"`
 	Version         int64        `gorm:"primaryKey;autoIncrement:false"`
@@ -71,6 +74,8 @@ type KeyVersion struct {
 	HSMObjectID     string `gorm:"size:191;index"`
 	CreatedAt       time.Time
 	DestroyedAt     *time.Time
+	DecryptCount    int64 `gorm:"not null;default:0"`
+	LastUsedAt      *time.Time
 }
 
 // TableName implements gorm's Tabler.

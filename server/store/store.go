@@ -398,3 +398,62 @@ func (s *Store) HSMObjectInUse(ctx context.Context, objectID string) (bool, erro
 	err := s.with(ctx).Model(&KeyVersion{}).Where("hsm_object_id = ? AND state <> ?", objectID, VersionDestroyed).Count(&n).Error
 	return n > 0, err
 }
+
+// VersionUsage is decryption usage of one key version to add to the stored
+// counters: Count more decryptions, the last at LastUsed.
+type VersionUsage struct {
+	KeyID    string
+	Version  int64
+	Count    int64
+	LastUsed time.Time
+}
+
+// AddVersionUsage adds each item's count to its version's decrypt_count and
+// raises its last_used_at to the item's LastUsed if that is later (a zero
+// LastUsed leaves it as it is), in one transaction. Replicas add, never overwrite: several may flush the same
+// version at once. Versions that no longer exist are skipped.
+func (s *Store) AddVersionUsage(ctx context.Context, usage []VersionUsage) error {
+	if len(usage) == 0 {
+		return nil
+	}
+	return wrapErr(s.with(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, u := range usage {
+			cols := map[string]any{"decrypt_count": gorm.Expr("decrypt_count + ?", u.Count)}
+			if !u.LastUsed.IsZero() {
+				last := u.LastUsed.UTC()
+				cols["last_used_at"] = gorm.Expr("CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END", last, last)
+			}
+			err := tx.Model(&KeyVersion{}).Where("key_id = ? AND version = ?", u.KeyID, u.Version).UpdateColumns(cols).Error
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// SetVersionState changes the state of version of key keyID from one state
+// to another, together with a compare-and-swap update of the key's
+// revision (as UpdateKey), in one transaction. It fails with ErrConflict
+// when the key's revision moved or the version is no longer in state from,
+// ErrNotFound when there is no such key or version.
+func (s *Store) SetVersionState(ctx context.Context, keyID string, version int64, from, to VersionState, rev int64, now time.Time) error {
+	return wrapErr(s.with(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&KeyVersion{}).Where("key_id = ? AND version = ? AND state = ?", keyID, version, from).
+			UpdateColumn("state", to)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			var n int64
+			if err := tx.Model(&KeyVersion{}).Where("key_id = ? AND version = ?", keyID, version).Count(&n).Error; err != nil {
+				return err
+			}
+			if n == 0 {
+				return ErrNotFound
+			}
+			return ErrConflict
+		}
+		return casUpdate(tx, keyID, rev, nil, now)
+	}))
+}

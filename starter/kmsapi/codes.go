@@ -27,6 +27,14 @@ const (
 	// CodeJobRunning: POST /v1/jobs/:name/run found the job running (on
 	// this replica or holding its lease on another); retry when it ended.
 	CodeJobRunning = "JobRunning"
+	// CodeKeyVersionDisabled: the ciphertext names a key version that is
+	// disabled for decryption (retired). Enable the version again, or
+	// decrypt data renewed under a newer version. 409, like a disabled key.
+	CodeKeyVersionDisabled = "KeyVersionDisabled"
+	// CodeVersionInUse: a key version was refused retirement because it
+	// was used for decryption within the retirement quiet period. Renew the
+	// data still encrypted under it and wait, or force.
+	CodeVersionInUse = "VersionInUse"
 )
 
 // Codes lists every error code.
@@ -34,6 +42,7 @@ var Codes = []string{
 	CodeValidation, CodeInvalidCiphertext, CodeUnauthenticated, CodeAccessDenied, CodeNotFound,
 	CodeAlreadyExists, CodeInvalidKeyState, CodePayloadTooLarge, CodeTooManyRequests, CodeInternal,
 	CodeHSMUnavailable, CodeAuditUnavailable, CodeUnsupportedMediaType, CodeIdempotencyMismatch, CodeJobRunning,
+	CodeKeyVersionDisabled, CodeVersionInUse,
 }
 
 // CodeStatus returns the HTTP status of an error code, and false for an
@@ -48,7 +57,7 @@ func CodeStatus(code string) (int, bool) {
 		return http.StatusForbidden, true
 	case CodeNotFound:
 		return http.StatusNotFound, true
-	case CodeAlreadyExists, CodeInvalidKeyState, CodeIdempotencyMismatch, CodeJobRunning:
+	case CodeAlreadyExists, CodeInvalidKeyState, CodeIdempotencyMismatch, CodeJobRunning, CodeKeyVersionDisabled, CodeVersionInUse:
 		return http.StatusConflict, true
 	case CodePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge, true

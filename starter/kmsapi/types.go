@@ -58,9 +58,12 @@ const (
 // VersionState is the state of one key version (stored values: frozen).
 type VersionState string
 
-// Version states.
+// Version states. A Disabled version refuses decryption (its material is
+// kept; POST /v1/keys/:id/versions/:version/enable undoes it); only
+// destroying the key destroys it.
 const (
 	VersionEnabled   VersionState = "Enabled"
+	VersionDisabled  VersionState = "Disabled"
 	VersionDestroyed VersionState = "Destroyed"
 )
 
@@ -94,12 +97,29 @@ type KeyMetadata struct {
 	Rotation        RotationPolicy    `json:"rotation"`
 }
 
-// KeyVersion describes one version of a master key.
+// KeyVersion describes one version of a master key. State Disabled means
+// the version is retired for decryption. DecryptCount and LastUsedAt count
+// the successful decryptions under the version (Decrypt, batch items,
+// ReEncrypt sources, the AWS protocol) across all replicas; each replica
+// adds its counts to the database in batches (kms.usage_flush_interval), so
+// another replica's most recent decryptions may show up that much later,
+// and LastUsedAt is the time of the batch: late by at most that interval,
+// never early. LastUsedAt is null for a version never used for decryption.
 type KeyVersion struct {
 	Version      int          `json:"version"`
 	State        VersionState `json:"state"`
 	Primary      bool         `json:"primary"`
 	CreationDate time.Time    `json:"creation_date"`
+	DecryptCount int64        `json:"decrypt_count"`
+	LastUsedAt   *time.Time   `json:"last_used_at"`
+}
+
+// DisableKeyVersionRequest is the body of POST
+// /v1/keys/:id/versions/:version/disable. Without Force the request is
+// refused (409 VersionInUse) while the version was used for decryption
+// within the server's retirement quiet period.
+type DisableKeyVersionRequest struct {
+	Force bool `json:"force,omitempty"`
 }
 
 // Alias maps an alias name ("alias/orders") to a key id.

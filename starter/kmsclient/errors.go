@@ -23,6 +23,11 @@ const (
 	CodeInternal          = kmsapi.CodeInternal
 	CodeHSMUnavailable    = kmsapi.CodeHSMUnavailable
 	CodeJobRunning        = kmsapi.CodeJobRunning
+	// CodeKeyVersionDisabled: the ciphertext's key version is retired.
+	CodeKeyVersionDisabled = kmsapi.CodeKeyVersionDisabled
+	// CodeVersionInUse: DisableKeyVersion refused, the version was used
+	// within the server's retirement quiet period.
+	CodeVersionInUse = kmsapi.CodeVersionInUse
 )
 
 // Sentinel errors. An *APIError matches (errors.Is) the sentinel of its
@@ -41,6 +46,12 @@ var (
 	ErrHSMUnavailable    = errors.New("kmsclient: HSM unavailable")
 	// ErrJobRunning: RunJob found the job running (409 JobRunning).
 	ErrJobRunning = errors.New("kmsclient: job is running")
+	// ErrKeyVersionDisabled: a decryption under a retired (disabled) key
+	// version; EnableKeyVersion undoes the retirement.
+	ErrKeyVersionDisabled = errors.New("kmsclient: key version disabled")
+	// ErrVersionInUse: DisableKeyVersion was refused because the version
+	// decrypted data within the quiet period; renew the data, wait, or force.
+	ErrVersionInUse = errors.New("kmsclient: key version in use")
 
 	// ErrInvalidConfig is returned by New for a bad Config.
 	ErrInvalidConfig = errors.New("kmsclient: invalid config")
@@ -64,6 +75,9 @@ var codeSentinels = map[string]error{
 	CodeInternal:          ErrInternal,
 	CodeHSMUnavailable:    ErrHSMUnavailable,
 	CodeJobRunning:        ErrJobRunning,
+
+	CodeKeyVersionDisabled: ErrKeyVersionDisabled,
+	CodeVersionInUse:       ErrVersionInUse,
 }
 
 // statusCodes maps an answer without an error body (a proxy's, say) to a

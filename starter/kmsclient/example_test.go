@@ -213,3 +213,25 @@ func ExampleClient_RunJob() {
 		fmt.Printf("%s %s: %s -> %s\n", ch.KeyID, ch.Field, ch.Old, ch.New)
 	}
 }
+
+// Retiring an old key version once its data is renewed: check the usage,
+// then disable it (kmsd refuses while it was used within its quiet period).
+func ExampleClient_DisableKeyVersion() {
+	c, _ := kmsclient.New(kmsclient.Config{Endpoint: "http://127.0.0.1:8080", AccessKeyID: "AK", SecretAccessKey: "SK"})
+	ctx := context.Background()
+	vs, err := c.ListKeyVersions(ctx, "alias/orders")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, v := range vs {
+		fmt.Println(v.Version, v.State, v.DecryptCount, v.LastUsedAt)
+	}
+	v, err := c.DisableKeyVersion(ctx, "alias/orders", 1, false)
+	switch {
+	case errors.Is(err, kmsclient.ErrVersionInUse):
+		log.Fatal("still in use: renew the data and wait, or force: ", err)
+	case err != nil:
+		log.Fatal(err)
+	}
+	fmt.Println(v.State) // Disabled; EnableKeyVersion undoes it
+}

@@ -25,6 +25,11 @@ const (
 	OriginKMS      = kmsapi.OriginKMS
 	OriginExternal = kmsapi.OriginExternal
 
+	// Key version states (see KeyVersion).
+	VersionEnabled   = kmsapi.VersionEnabled
+	VersionDisabled  = kmsapi.VersionDisabled
+	VersionDestroyed = kmsapi.VersionDestroyed
+
 	// WrappingRSAOAEPSHA256 is the import wrapping algorithm.
 	WrappingRSAOAEPSHA256 = kmsapi.WrappingRSAOAEPSHA256
 )
@@ -40,7 +45,8 @@ type (
 	CreateKeyInput = kmsapi.CreateKeyRequest
 	// ListKeysOutput is one page of keys. NextMarker is empty on the last page.
 	ListKeysOutput = kmsapi.ListKeysResponse
-	// KeyVersion is one version of a master key.
+	// KeyVersion is one version of a master key, with its decryption usage
+	// (DecryptCount, LastUsedAt) and state (Disabled: retired).
 	KeyVersion = kmsapi.KeyVersion
 	// ImportParameters is the answer of GetParametersForImport.
 	ImportParameters = kmsapi.ImportParameters
@@ -233,6 +239,38 @@ func (c *Client) ListKeyVersions(ctx context.Context, id string) ([]KeyVersion, 
 		return nil, err
 	}
 	return out.Versions, nil
+}
+
+// DisableKeyVersion retires a version of a key for decryption: data still
+// encrypted under it then fails to decrypt with ErrKeyVersionDisabled
+// until EnableKeyVersion. The version's material is kept; it is destroyed
+// only with the key. The server refuses the primary version (rotate first,
+// ErrInvalidKeyState) and, unless force, a version used for decryption
+// within its retirement quiet period (ErrVersionInUse, whose message says
+// when it was last used). Renew the data under the new primary version
+// first (ReEncrypt, ormplugin renewal, kmsctl config renew).
+func (c *Client) DisableKeyVersion(ctx context.Context, id string, version int, force bool) (*KeyVersion, error) {
+	return c.versionCall(ctx, id, version, "/disable", kmsapi.DisableKeyVersionRequest{Force: force})
+}
+
+// EnableKeyVersion undoes DisableKeyVersion: the version decrypts again.
+func (c *Client) EnableKeyVersion(ctx context.Context, id string, version int) (*KeyVersion, error) {
+	return c.versionCall(ctx, id, version, "/enable", nil)
+}
+
+func (c *Client) versionCall(ctx context.Context, id string, version int, action string, in any) (*KeyVersion, error) {
+	id, err := c.keyRef(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if version < 1 {
+		return nil, fmt.Errorf("%w: key version must be a positive integer", ErrInvalidArgument)
+	}
+	var out KeyVersion
+	if err := c.do(ctx, call{method: http.MethodPost, path: keyPath(id, "/versions/"+strconv.Itoa(version)+action), in: in, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 func (c *Client) tagsCall(ctx context.Context, method, path string, in any) (map[string]string, error) {

@@ -182,6 +182,35 @@ func TestRoutes(t *testing.T) {
 					t.Fatalf("%+v", vs)
 				}
 			}},
+		{"ListKeyVersions usage", func(c *Client) (any, error) { return c.ListKeyVersions(ctx, "9f1c") },
+			"GET", "/v1/keys/9f1c/versions", "", "", 200,
+			`{"versions":[{"version":1,"state":"Disabled","primary":false,"creation_date":"2026-01-01T00:00:00Z","decrypt_count":42,"last_used_at":"2026-03-04T05:06:07Z"},{"version":2,"state":"Enabled","primary":true,"creation_date":"2026-06-01T00:00:00Z","decrypt_count":0,"last_used_at":null}]}`,
+			func(t *testing.T, v any) {
+				vs := v.([]KeyVersion)
+				if len(vs) != 2 || vs[0].State != VersionDisabled || vs[0].DecryptCount != 42 || vs[0].LastUsedAt == nil ||
+					!vs[0].LastUsedAt.Equal(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)) || vs[1].LastUsedAt != nil {
+					t.Fatalf("%+v", vs)
+				}
+			}},
+		{"DisableKeyVersion", func(c *Client) (any, error) { return c.DisableKeyVersion(ctx, "9f1c", 1, false) },
+			"POST", "/v1/keys/9f1c/versions/1/disable", "", `{}`, 200,
+			`{"version":1,"state":"Disabled","primary":false,"creation_date":"2026-01-01T00:00:00Z","decrypt_count":3,"last_used_at":null}`,
+			func(t *testing.T, v any) {
+				if kv := v.(*KeyVersion); kv.Version != 1 || kv.State != VersionDisabled || kv.DecryptCount != 3 {
+					t.Fatalf("%+v", kv)
+				}
+			}},
+		{"DisableKeyVersion force alias", func(c *Client) (any, error) { return c.DisableKeyVersion(ctx, "alias/orders", 3, true) },
+			"POST", "/v1/keys/alias%2Forders/versions/3/disable", "", `{"force":true}`, 200,
+			`{"version":3,"state":"Disabled","primary":false,"creation_date":"2026-01-01T00:00:00Z","decrypt_count":0,"last_used_at":null}`, nil},
+		{"EnableKeyVersion", func(c *Client) (any, error) { return c.EnableKeyVersion(ctx, "9f1c", 2) },
+			"POST", "/v1/keys/9f1c/versions/2/enable", "", "", 200,
+			`{"version":2,"state":"Enabled","primary":false,"creation_date":"2026-01-01T00:00:00Z","decrypt_count":0,"last_used_at":null}`,
+			func(t *testing.T, v any) {
+				if kv := v.(*KeyVersion); kv.Version != 2 || kv.State != VersionEnabled {
+					t.Fatalf("%+v", kv)
+				}
+			}},
 		{"ListTags", func(c *Client) (any, error) { return c.ListTags(ctx, "9f1c") },
 			"GET", "/v1/keys/9f1c/tags", "", "", 200, `{"tags":{}}`,
 			func(t *testing.T, v any) {
