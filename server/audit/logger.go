@@ -69,6 +69,7 @@ type Logger struct {
 	db  *gorm.DB
 	cfg Config
 	h   hasher
+	mac *recordMAC // the writer's reusable h
 
 	mu     sync.RWMutex // guards closed; held for reading while sending on in
 	closed bool
@@ -128,6 +129,7 @@ func NewLogger(db *gorm.DB, cfg Config) (*Logger, error) {
 		in:   make(chan *pending, cfg.MaxBatch),
 		done: make(chan struct{}),
 	}
+	l.mac = newRecordMAC(l.h.key)
 	var last Anchor
 	var haveLast bool
 	l.sealKey = subkey(cfg.ChainKey, labelSeal)
@@ -171,6 +173,7 @@ const DefaultAnchorInterval = 10 * time.Second
 
 func (l *Logger) wipe() {
 	l.h.wipe()
+	l.mac.wipe()
 	clear(l.anchorKey)
 	clear(l.sealKey)
 }
@@ -268,7 +271,8 @@ func (l *Logger) Append(ctx context.Context, r Record) error {
 	}
 	r.Time = r.Time.UTC().Truncate(time.Microsecond)
 	r.Details = maps.Clone(r.Details) // the writer must not share the caller's map
-	p := &pending{rec: r, done: make(chan error, 1)}
+	p := pendings.Get().(*pending)
+	p.rec = r
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -283,11 +287,18 @@ func (l *Logger) Append(ctx context.Context, r Record) error {
 	}
 	select {
 	case err := <-p.done:
+		// The writer is done with p: it sends last.
+		p.rec = Record{}
+		pendings.Put(p)
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		return ctx.Err() // p stays with the writer, which still answers it
 	}
 }
+
+// pendings recycles pending records with their answer channel; a pending
+// goes back only after its answer was received.
+var pendings = sync.Pool{New: func() any { return &pending{done: make(chan error, 1)} }}
 
 // Close stops accepting records, commits the queued ones and stops the
 // writer. It is safe to call more than once.
@@ -326,6 +337,7 @@ func (l *Logger) Stats() Stats {
 func (l *Logger) run() {
 	defer close(l.done)
 	defer l.h.wipe()
+	defer l.mac.wipe()
 	defer func() {
 		if l.one != nil {
 			_ = l.one.Close()
@@ -398,7 +410,7 @@ func (l *Logger) write(ctx context.Context, batch []*pending) error {
 		seq++
 		r := &p.rec
 		r.ReplicaID, r.Seq, r.PrevHash = l.cfg.ReplicaID, seq, prev
-		r.Hash, l.buf = l.h.sum(r, l.buf)
+		r.Hash, l.buf = l.mac.hash(r, l.buf)
 		prev = r.Hash
 		var err error
 		if l.args, err = appendRowArgs(l.args, r); err != nil {
