@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -299,13 +300,24 @@ func encodeQueryString(s string) string {
 type derivedKey struct {
 	date string
 	key  [sha256.Size]byte
+	macs sync.Pool // of hash.Hash: HMAC-SHA256 under key, reset before use
+}
+
+// mac returns an HMAC-SHA256 under d.key in its initial state; give it back
+// with d.macs.Put.
+func (d *derivedKey) mac() hash.Hash {
+	if m, ok := d.macs.Get().(hash.Hash); ok {
+		m.Reset()
+		return m
+	}
+	return hmac.New(sha256.New, d.key[:])
 }
 
 // signingKey returns HMAC("AWS4"+secret, date, region, service,
 // "aws4_request"), cached in e for the last date used.
-func (s *Service) signingKey(e *cacheEntry, date string) *[sha256.Size]byte {
+func (s *Service) signingKey(e *cacheEntry, date string) *derivedKey {
 	if d := e.derived.Load(); d != nil && d.date == date {
-		return &d.key
+		return d
 	}
 	k := hmacSum([]byte("AWS4"+e.secret), date)
 	k = hmacSum(k, s.region)
@@ -314,7 +326,7 @@ func (s *Service) signingKey(e *cacheEntry, date string) *[sha256.Size]byte {
 	d := &derivedKey{date: date}
 	copy(d.key[:], k)
 	e.derived.Store(d)
-	return &d.key
+	return d
 }
 
 func hmacSum(key []byte, data string) []byte {
@@ -348,10 +360,11 @@ func (s *Service) signature(e *cacheEntry, h *authHeader, amzDate string, canoni
 	sb.sts = sts
 
 	key := s.signingKey(e, h.Date)
-	m := hmac.New(sha256.New, key[:])
+	m := key.mac()
 	m.Write(sts)
 	var mac [sha256.Size]byte
 	m.Sum(mac[:0])
+	key.macs.Put(m)
 	var out [2 * sha256.Size]byte
 	hex.Encode(out[:], mac[:])
 	return out

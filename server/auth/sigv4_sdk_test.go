@@ -230,8 +230,18 @@ func TestSigningKeyCache(t *testing.T) {
 	}
 	for _, date := range []string{"20260314", "20260314", "20260315", "20260314"} {
 		k := s.signingKey(e, date)
-		if string(k[:]) != string(want(date)) || e.derived.Load().date != date {
+		if string(k.key[:]) != string(want(date)) || e.derived.Load().date != date {
 			t.Fatalf("date %s: wrong key or cache", date)
+		}
+		// The pooled MACs start from a clean state every time.
+		for i := range 3 {
+			m := k.mac()
+			m.Write([]byte{byte(i)})
+			got := m.Sum(nil)
+			k.macs.Put(m)
+			if string(got) != string(hmacSum(k.key[:], string([]byte{byte(i)}))) {
+				t.Fatalf("pooled MAC %d differs", i)
+			}
 		}
 	}
 }
