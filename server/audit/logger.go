@@ -70,7 +70,7 @@ type Logger struct {
 	db  *gorm.DB
 	cfg Config
 	h   hasher
-	mac *recordMAC // the writer's reusable h
+	mac *recordMAC // the leader's reusable h
 
 	mu     sync.RWMutex // guards closed; held for reading while queueing
 	closed bool
@@ -124,7 +124,7 @@ const (
 var errLead = errors.New("audit: lead")
 
 // NewLogger checks cfg, reads this replica's chain head from db (which must
-// carry the Migrations schema) and starts the writer. It returns ErrBadHead
+// carry the Migrations schema) and prepares the chain. It returns ErrBadHead
 // if the stored head does not verify under cfg.ChainKey.
 func NewLogger(db *gorm.DB, cfg Config) (*Logger, error) {
 	if cfg.ReplicaID == "" || len(cfg.ReplicaID) > maxReplicaID {
@@ -290,7 +290,7 @@ func (l *Logger) Append(ctx context.Context, r Record) error {
 		r.Time = time.Now()
 	}
 	r.Time = r.Time.UTC().Truncate(time.Microsecond)
-	r.Details = maps.Clone(r.Details) // the writer must not share the caller's map
+	r.Details = maps.Clone(r.Details) // the leader must not share the caller's map
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -336,8 +336,8 @@ func (l *Logger) Append(ctx context.Context, r Record) error {
 // goes back only after its answer was received.
 var pendings = sync.Pool{New: func() any { return &pending{done: make(chan error, 1)} }}
 
-// Close stops accepting records, commits the queued ones and stops the
-// writer. It is safe to call more than once.
+// Close stops accepting records and waits until the queued ones are
+// committed. It is safe to call more than once.
 func (l *Logger) Close() error {
 	l.mu.Lock()
 	l.closed = true
