@@ -21,10 +21,15 @@
 //
 // Every run logs one structured line (job, items, duration; Info when it
 // changed something, Debug when there was nothing to do, Error when it
-// failed), updates Prometheus counters when Config.Registry is set, and
-// when a run changed something calls Config.Audit (kmsd records one audit
-// record per run: action AuditAction, reason the job name, the count in the
-// details).
+// failed), updates Prometheus metrics when Config.Registry is set (runs by
+// outcome, duration, items, last success), and when a run changed
+// something calls Config.Audit. A job reports each item it changes with
+// ReportChange, which calls Config.AuditChange right away: kmsd writes one
+// audit record per key a maintenance job changes (action AuditAction, the
+// key id, the old and new state or primary version), and a record that
+// cannot be written fails the run and stops it (fail closed). TryRunNow is
+// RunNow that answers ErrRunning or ErrLeaseHeld at once instead of
+// waiting (kmsd's POST /v1/jobs/:name/run).
 //
 // Several replicas or application instances: give every scheduler the same
 // Store (Config.Store, a kmsgo_jobs table in the shared database). A

@@ -24,6 +24,11 @@ var (
 	// (the database was unreachable longer than the lease); its context is
 	// cancelled and the next runner resumes from the saved cursor.
 	ErrLeaseLost = errors.New("jobs: lease lost")
+	// ErrRunning reports a TryRunNow of a job that this scheduler is
+	// running now.
+	ErrRunning = errors.New("jobs: job is running")
+	// ErrNotInRun reports a ReportChange outside a job run.
+	ErrNotInRun = errors.New("jobs: not called from a job run")
 	// ErrNoStore reports a cursor call outside a run with a Store.
 	ErrNoStore = errors.New("jobs: no job store in this run")
 	// ErrStopped reports a Start after Stop.

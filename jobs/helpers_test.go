@@ -57,30 +57,49 @@ func newKMS(t *testing.T, db *gorm.DB) (*kms.Service, *fakeClock, *devhsm.Backen
 	return svc, clock, backend
 }
 
-// metric returns the value of the named counter or gauge for label job.
-func metric(t *testing.T, reg *prometheus.Registry, name, job string) float64 {
+// metric returns the value of the named counter or gauge for label job,
+// summed over the other labels (kms_jobs_runs_total has an outcome), or
+// the sample count of a histogram.
+func metric(t *testing.T, reg *prometheus.Registry, name, job string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := map[string]string{"job": job}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
+	}
+	found, sum := false, 0.0
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			match := 0
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "job" && l.GetValue() == job {
-					if c := m.GetCounter(); c != nil {
-						return c.GetValue()
-					}
-					return m.GetGauge().GetValue()
+				if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
+					match++
 				}
+			}
+			if match != len(want) {
+				continue
+			}
+			found = true
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			default:
+				sum += m.GetGauge().GetValue()
 			}
 		}
 	}
-	t.Fatalf("metric %s{job=%q} not found", name, job)
-	return 0
+	if !found {
+		t.Fatalf("metric %s{job=%q %v} not found", name, job, labels)
+	}
+	return sum
 }
 
 // waitFor polls cond every 10ms until it holds or d passes.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,6 +59,9 @@ type Result struct {
 	Duration time.Duration
 	Items    int   // items changed (keys destroyed or rotated, objects removed)
 	Err      error // nil on success; wraps ErrPanic or ErrAudit when those happened
+	// Changes are the items the run reported with ReportChange (at most
+	// MaxResultChanges; kmsd's maintenance reports every key it changed).
+	Changes []Change
 	// Skipped is set when, with a Store, the run did not happen because the
 	// job was not due or another runner held it.
 	Skipped bool
@@ -78,8 +82,13 @@ type Config struct {
 	// Registry, when set, receives the kms_jobs_* metrics.
 	Registry prometheus.Registerer
 	// Audit, when set, is called after each run that changed something
-	// (Items > 0). Its error is logged and counted as a failed run.
+	// (Items > 0), with the changes it reported. Its error is logged and
+	// counted as a failed run.
 	Audit func(ctx context.Context, r Result) error
+	// AuditChange, when set, is called by ReportChange for each change as
+	// the job makes it (one audit record per key). Its error fails the run
+	// (ErrAudit) and is returned to the job so that it stops.
+	AuditChange func(ctx context.Context, job string, c Change) error
 	// Store, when set, makes each job run once per period across every
 	// scheduler sharing its database (replicas, application instances):
 	// a run first takes the job's lease by compare-and-swap, the outcome,
@@ -160,7 +169,8 @@ type job struct {
 	Job
 	sched   cron.Schedule
 	mu      sync.Mutex // serializes RunNow with scheduled runs
-	wrapped cron.Job   // SkipIfStillRunning(Recover(scheduled run))
+	running atomic.Bool
+	wrapped cron.Job // SkipIfStillRunning(Recover(scheduled run))
 }
 
 // New builds a scheduler for m's three maintenance jobs (when m is not nil)
@@ -328,6 +338,30 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (res Result, err er
 	return res, res.Err
 }
 
+// TryRunNow is RunNow for callers that must not wait: when this scheduler
+// is running the job it returns ErrRunning at once, and when another
+// runner holds the job's lease ErrLeaseHeld (both with Result.Skipped).
+func (s *Scheduler) TryRunNow(ctx context.Context, name string) (res Result, err error) {
+	j, ok := s.jobs[name]
+	if !ok {
+		return Result{}, fmt.Errorf("%w: %q", ErrUnknownJob, name)
+	}
+	if !j.mu.TryLock() {
+		return Result{Job: name, Skipped: true}, fmt.Errorf("%w: %q", ErrRunning, name)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			res = Result{Job: name, Err: fmt.Errorf("%w: %v", ErrPanic, r)}
+			err = res.Err
+		}
+	}()
+	res = s.runLocked(ctx, j, false)
+	if res.Skipped {
+		return res, fmt.Errorf("%w: %q", ErrLeaseHeld, name)
+	}
+	return res, res.Err
+}
+
 // run executes one run of j: bounded by the timeout, under the job's
 // lease when a Store is set, logged, counted, audited and persisted.
 // scheduled runs claim the period; on-demand runs only the lease. A panic in
@@ -335,6 +369,11 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (res Result, err er
 // RunNow).
 func (s *Scheduler) run(ctx context.Context, j *job, scheduled bool) Result {
 	j.mu.Lock()
+	return s.runLocked(ctx, j, scheduled)
+}
+
+// runLocked is run with j.mu held; it unlocks it.
+func (s *Scheduler) runLocked(ctx context.Context, j *job, scheduled bool) Result {
 	defer j.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
@@ -360,11 +399,20 @@ func (s *Scheduler) run(ctx context.Context, j *job, scheduled bool) Result {
 		defer stopRenew()
 	}
 
+	rs := &runState{s: s, job: j.Name}
+	ctx = context.WithValue(ctx, runKey{}, rs)
+	j.running.Store(true)
+	defer j.running.Store(false)
+	if s.metrics != nil {
+		s.metrics.running.WithLabelValues(j.Name).Set(1)
+		defer s.metrics.running.WithLabelValues(j.Name).Set(0)
+	}
 	finished := false
 	defer func() {
 		if !finished { // panicking: record, then let the panic go on
 			res.Duration = time.Since(start)
 			res.Err = ErrPanic
+			rs.collect(&res)
 			s.finish(lease, res)
 			s.record(res)
 		}
@@ -375,6 +423,7 @@ func (s *Scheduler) run(ctx context.Context, j *job, scheduled bool) Result {
 		err = errors.Join(err, fmt.Errorf("%w: %s", ErrLeaseLost, j.Name))
 	}
 	res.Items, res.Err, res.Duration = n, err, time.Since(start)
+	rs.collect(&res)
 	if n > 0 && s.cfg.Audit != nil {
 		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 		if aerr := s.cfg.Audit(actx, res); aerr != nil {
@@ -448,7 +497,9 @@ func (s *Scheduler) States(ctx context.Context) ([]JobState, error) {
 		} else if err != nil {
 			return nil, err
 		}
-		out = append(out, JobState{State: st, Schedule: j.Schedule})
+		now := time.Now().UnixMilli()
+		running := j.running.Load() || (st.Holder != "" && st.LeaseUntilMS >= now)
+		out = append(out, JobState{State: st, Schedule: j.Schedule, Running: running})
 	}
 	return out, nil
 }
@@ -457,6 +508,9 @@ func (s *Scheduler) States(ctx context.Context) ([]JobState, error) {
 type JobState struct {
 	State
 	Schedule string
+	// Running is set while this scheduler runs the job or another runner
+	// holds its unexpired lease.
+	Running bool
 }
 
 // record logs r and updates the metrics.

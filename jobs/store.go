@@ -197,13 +197,13 @@ func (s *Store) List(ctx context.Context) ([]State, error) {
 func outcome(err error) string {
 	switch {
 	case err == nil:
-		return "ok"
+		return OutcomeOK
 	case errors.Is(err, ErrPanic):
-		return "panic"
+		return OutcomePanic
 	case errors.Is(err, ErrLeaseLost):
-		return "lost"
+		return OutcomeLost
 	default:
-		return "error"
+		return OutcomeError
 	}
 }
 

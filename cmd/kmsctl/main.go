@@ -45,7 +45,8 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 // Execute runs kmsctl with args and returns the exit status: 0 on
-// success, 2 for a broken audit chain, 1 for any other error.
+// success, 2 for a broken audit chain, 3 for a job that is running
+// already (jobs run), 1 for any other error.
 func Execute(ctx context.Context, env Env, args []string) int {
 	root := newRoot(env)
 	root.SetArgs(args)

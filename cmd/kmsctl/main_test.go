@@ -69,8 +69,8 @@ func (c *ctl) json(v any, args ...string) {
 	}
 }
 
-func configured(t *testing.T) (*kmstest.Server, *ctl) {
-	srv := kmstest.Start(t)
+func configured(t *testing.T, opts ...kmstest.Option) (*kmstest.Server, *ctl) {
+	srv := kmstest.Start(t, opts...)
 	c := newCtl(t)
 	credFile := filepath.Join(t.TempDir(), "admin-credentials.json")
 	b, _ := json.Marshal(map[string]string{"access_key_id": srv.AccessKeyID, "secret_access_key": srv.SecretAccessKey, "region": srv.Region})

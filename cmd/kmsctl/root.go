@@ -33,8 +33,9 @@ func newRoot(env Env) *cobra.Command {
 		Short: "Command-line client for the kmsgo key management service (kmsd)",
 		Long: `kmsctl manages master keys, encrypts and decrypts small values, issues data keys,
 produces ENC(...) values for config centers (Nacos, etcd), manages access keys and
-reads and verifies the audit log of a kmsd server, and encrypts existing plaintext
-database columns for ormplugin (kmsctl orm --help).
+reads and verifies the audit log of a kmsd server, lists and runs its scheduled jobs
+(kmsctl jobs --help), and encrypts existing plaintext database columns for ormplugin
+(kmsctl orm --help).
 
 Connection settings are taken from, in order of precedence:
   1. flags: --endpoint, --region, --profile
@@ -61,7 +62,7 @@ Quick start against a local "make run" server:
 	pf.DurationVar(&a.timeout, "timeout", kmsclient.DefaultTimeout, "how long to wait for each answer of kmsd (raise it for a long audit verify)")
 
 	root.AddCommand(a.configureCmd(), a.keysCmd(), a.encryptCmd(), a.decryptCmd(), a.datakeyCmd(),
-		a.encCmd(), a.accessKeysCmd(), a.auditCmd(), a.ormCmd(), a.fileCmd(), a.configCmd())
+		a.encCmd(), a.accessKeysCmd(), a.auditCmd(), a.ormCmd(), a.fileCmd(), a.configCmd(), a.jobsCmd())
 	return root
 }
 

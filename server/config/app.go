@@ -69,6 +69,10 @@ type Deps struct {
 	// Extra mounts more authenticated routes on the HTTP handler (see
 	// httpapi.Options.Extra), for example the AWS KMS JSON protocol.
 	Extra []httpapi.Route
+	// Jobs are more jobs for kmsd's scheduler, next to the maintenance
+	// jobs (same lease, state, metrics and /v1/jobs routes); ignored when
+	// jobs.enabled is false.
+	Jobs []jobs.Job
 }
 
 // Migrations returns every schema step kmsd applies at start.
@@ -204,6 +208,7 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 		MaxBatchBodyBytes: c.Limits.MaxBatchBodyBytes,
 		AWS:               awsh.Serve,
 		Extra:             deps.Extra,
+		Jobs:              jobsAPI{a},
 	})
 	if err != nil {
 		return nil, err
@@ -211,7 +216,7 @@ func Open(ctx context.Context, c Config, deps Deps, log *slog.Logger) (_ *App, e
 	if c.Jobs.Enabled {
 		a.chainKey = append([]byte(nil), chainKey...)
 		a.closers = append(a.closers, func() error { hsm.Zero(a.chainKey); return nil })
-		if err := a.startJobs(c, log); err != nil {
+		if err := a.startJobs(c, log, replica, deps.Jobs); err != nil {
 			return nil, err
 		}
 	}
@@ -287,11 +292,19 @@ func readiness(db *gorm.DB, backend hsm.Backend) func(context.Context) error {
 // startJobs starts the maintenance scheduler on this replica. Every
 // replica may run it: a lease row in the shared database lets one replica
 // run each job per period.
-func (a *App) startJobs(c Config, log *slog.Logger) error {
+func (a *App) startJobs(c Config, log *slog.Logger, replica string, more []jobs.Job) error {
 	jc := c.Jobs.config()
+	// Leases name the replica (GET /v1/jobs shows who runs a job), with a
+	// random suffix so that two processes never share a holder.
+	var suffix [4]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return err
+	}
+	jc.Holder = clip(replica, 100) + "/" + hex.EncodeToString(suffix[:])
 	jc.Logger = log.With("component", "jobs")
 	jc.Registry = a.Registry
 	jc.Audit = auditJob(a.Audit)
+	jc.AuditChange = auditChange(a.Audit)
 	store, err := jobs.NewStore(a.DB) // one run per period across replicas
 	if err != nil {
 		return err
@@ -301,7 +314,8 @@ func (a *App) startJobs(c Config, log *slog.Logger) error {
 	if c.Audit.Retention > 0 {
 		extra = append(extra, auditRetentionJob(a.DB, c, a.chainKey))
 	}
-	s, err := jobs.New(jc, a.KMS, extra...)
+	extra = append(extra, more...)
+	s, err := jobs.New(jc, reportingKMS{a.KMS}, extra...)
 	if err != nil {
 		return fmt.Errorf("%w: jobs: %w", ErrInvalid, err)
 	}
@@ -338,11 +352,15 @@ func auditRetentionJob(db *gorm.DB, c Config, key []byte) jobs.Job {
 }
 
 // auditJob records one audit record per maintenance run that changed
-// something: action jobs.AuditAction, reason code the job name, the count
-// in the details. (The core reports counts, not the ids of the keys it
-// changed, so the record names no key.)
+// something but reported no key changes (orphaned HSM objects removed,
+// audit records deleted by retention): action jobs.AuditAction, reason
+// code the job name, the count in the details. A run that changed keys was
+// audited key by key as it went (auditChange).
 func auditJob(l *audit.Logger) func(context.Context, jobs.Result) error {
 	return func(ctx context.Context, r jobs.Result) error {
+		if len(r.Changes) > 0 {
+			return nil
+		}
 		rec := audit.Record{
 			Action:     jobs.AuditAction,
 			Result:     audit.ResultOK,

@@ -15,7 +15,7 @@ import (
 
 // TestAppRunsMaintenanceJobs: a kmsd App starts the scheduler, its
 // scheduled destroy job destroys a key whose deletion date has passed and
-// writes the audit record, and Close stops it leaving no goroutine behind.
+// writes the key's audit record, and Close stops it leaving no goroutine behind.
 func TestAppRunsMaintenanceJobs(t *testing.T) {
 	base := runtime.NumGoroutine()
 	c := config.Defaults()
@@ -65,9 +65,12 @@ func TestAppRunsMaintenanceJobs(t *testing.T) {
 		}
 		recs = page.Records
 	}
+	// One record for the key destroyed (not one per run): its id and its
+	// old and new state.
 	r := recs[0]
-	if len(recs) != 1 || r.ReasonCode != jobs.JobDestroyDueKeys || r.Result != audit.ResultOK ||
-		r.Details["count"] != "1" || r.Details["job"] != jobs.JobDestroyDueKeys {
+	if len(recs) != 1 || r.ReasonCode != jobs.JobDestroyDueKeys || r.Result != audit.ResultOK || r.KeyID != key.KeyID ||
+		r.Details["field"] != "state" || r.Details["old"] != "PendingDeletion" || r.Details["new"] != "Destroyed" ||
+		r.Details["job"] != jobs.JobDestroyDueKeys {
 		t.Fatalf("audit records %+v", recs)
 	}
 	var k store.Key

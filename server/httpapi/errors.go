@@ -22,6 +22,9 @@ var (
 	ErrPayloadTooLarge  = errors.New("payload too large")
 	ErrTooManyRequests  = errors.New("too many requests")
 	ErrAuditUnavailable = errors.New("audit log unavailable")
+	// ErrJobRunning: a job run was asked for while the job runs (here, or
+	// on another replica holding its lease).
+	ErrJobRunning = errors.New("job is running")
 )
 
 func validationf(format string, args ...any) error {
@@ -45,6 +48,8 @@ func classify(err error) (code, msg string) {
 		return kmsapi.CodeValidation, message(err)
 	case errors.Is(err, audit.ErrInvalidCursor):
 		return kmsapi.CodeValidation, "invalid after cursor"
+	case errors.Is(err, ErrJobRunning):
+		return kmsapi.CodeJobRunning, "the job is running (on this or another replica); retry when it has finished"
 	case errors.Is(err, ErrNotFound), errors.Is(err, kms.ErrNotFound):
 		return kmsapi.CodeNotFound, message(err)
 	case errors.Is(err, auth.ErrNotFound):

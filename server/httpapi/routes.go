@@ -81,6 +81,9 @@ func (s *Server) routeTable() []route {
 		{Method: post, Path: "/v1/access-keys/:id/rotate-secret", Action: "kms:UpdateAccessKey", Summary: "Issue a new secret (shown once).", Status: ok, Reply: kmsapi.AccessKey{}, handler: rotateAccessKeySecret},
 		{Method: del, Path: "/v1/access-keys/:id", Action: "kms:DeleteAccessKey", Summary: "Delete an access key.", Status: noContent, handler: deleteAccessKey},
 
+		{Method: get, Path: "/v1/jobs", Action: "kms:ListJobs", Summary: "List the scheduled jobs of this replica: schedule, last and next run, outcome, lease.", Status: ok, Reply: kmsapi.ListJobsResponse{}, handler: listJobs},
+		{Method: post, Path: "/v1/jobs/:name/run", Action: "kms:RunJob", Summary: "Run a job now through its lease and wait for its result (409 JobRunning while it runs).", Status: ok, Reply: kmsapi.JobRun{}, handler: runJob},
+
 		{Method: get, Path: "/v1/audit", Action: "kms:ReadAudit", Summary: "List audit records.", Status: ok, Reply: kmsapi.AuditResponse{}, Query: []string{"limit", "after"}, handler: listAudit},
 		{Method: get, Path: "/v1/audit/verify", Action: "kms:ReadAudit", Summary: "Verify the audit hash chain (anchors: replica:seq:hash; resume=true: only records since the last intact verification).", Status: ok, Reply: kmsapi.AuditVerifyResult{}, Query: []string{"anchor", "resume"}, handler: verifyAudit},
 		{Method: get, Path: "/v1/audit/export", Action: "kms:ReadAudit", Summary: "Export a verified, sealed segment of one replica's audit records.", Status: ok, Reply: kmsapi.AuditSegment{}, Query: []string{"replica", "after", "limit"}, handler: exportAudit},

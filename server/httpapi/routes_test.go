@@ -262,6 +262,18 @@ func TestEveryRouteWorks(t *testing.T) {
 		t.Fatalf("second export starts at %d, want after the exported 10", seg.Seal.FirstSeq)
 	}
 
+	// Jobs.
+	var jl kmsapi.ListJobsResponse
+	do("GET", "/v1/jobs", "/v1/jobs", nil, 200, &jl)
+	if len(jl.Jobs) != 3 {
+		t.Fatalf("jobs %+v", jl)
+	}
+	var jr kmsapi.JobRun
+	do("POST", "/v1/jobs/:name/run", "/v1/jobs/destroy_due_keys/run", nil, 200, &jr)
+	if jr.Job != "destroy_due_keys" || jr.Outcome != kmsapi.JobOutcomeOK {
+		t.Fatalf("job run %+v", jr)
+	}
+
 	for _, r := range srv.App.Handler.Routes() {
 		if !r.Public && !seen[r.Method+" "+r.Path] {
 			t.Errorf("route not exercised: %s %s", r.Method, r.Path)

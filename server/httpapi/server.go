@@ -70,6 +70,10 @@ type Options struct {
 	// audit services) with the client address derived like the /v1 routes'.
 	AWS func(w http.ResponseWriter, r *http.Request, clientIP string)
 
+	// Jobs serves GET /v1/jobs and POST /v1/jobs/:name/run. Nil: this
+	// replica runs no jobs (the list is empty, a run is NotFound).
+	Jobs Jobs
+
 	// Extra mounts more authenticated routes (another protocol over the
 	// same core, such as the AWS KMS JSON protocol at POST /) behind the
 	// same body limit, SigV4 authentication, in-flight limit, audit

@@ -16,6 +16,26 @@ import (
 // left by an interrupted run is finished by the next one. It returns how
 // many keys it moved to Destroyed. Safe to run on several replicas.
 func (s *Service) DestroyDueKeys(ctx context.Context) (int, error) {
+	return s.DestroyDueKeysFunc(ctx, nil)
+}
+
+// KeyChange is one change a maintenance operation made to a key: its
+// state (DestroyDueKeys: PendingDeletion to Destroyed) or its primary
+// version (RotateDueKeys). The fields that did not change are equal.
+type KeyChange struct {
+	KeyID                  string
+	OldState, NewState     KeyState
+	OldVersion, NewVersion int64 // primary versions
+}
+
+// ChangeFunc receives each KeyChange of a maintenance operation right
+// after it is committed (to audit it). An error stops the operation
+// before it changes another key (fail closed) and is returned by it.
+type ChangeFunc func(ctx context.Context, c KeyChange) error
+
+// DestroyDueKeysFunc is DestroyDueKeys that calls report (when not nil)
+// for each key it destroys, once the key and its aliases are gone.
+func (s *Service) DestroyDueKeysFunc(ctx context.Context, report ChangeFunc) (int, error) {
 	now := s.now()
 	due, err := s.st.DueForDeletion(ctx, now)
 	if err != nil {
@@ -46,6 +66,14 @@ func (s *Service) DestroyDueKeys(ctx context.Context) (int, error) {
 			}
 		}
 		s.mu.Unlock()
+		if report != nil {
+			if err := report(ctx, KeyChange{KeyID: k.ID, OldState: k.State, NewState: KeyStateDestroyed,
+				OldVersion: k.PrimaryVersion, NewVersion: k.PrimaryVersion}); err != nil {
+				// Fail closed: no further key changes. The versions of
+				// the keys destroyed so far are destroyed by the next run.
+				return n, errors.Join(append(errs, err)...)
+			}
+		}
 	}
 	vs, err := s.st.UndestroyedVersionsOfDestroyedKeys(ctx)
 	if err != nil {
@@ -63,6 +91,12 @@ func (s *Service) DestroyDueKeys(ctx context.Context) (int, error) {
 // and returns how many it rotated. A key rotated concurrently by another
 // replica is skipped, not rotated twice.
 func (s *Service) RotateDueKeys(ctx context.Context) (int, error) {
+	return s.RotateDueKeysFunc(ctx, nil)
+}
+
+// RotateDueKeysFunc is RotateDueKeys that calls report (when not nil) for
+// each key it rotates, with the old and the new primary version.
+func (s *Service) RotateDueKeysFunc(ctx context.Context, report ChangeFunc) (int, error) {
 	due, err := s.st.DueForRotation(ctx, s.now())
 	if err != nil {
 		return 0, err
@@ -73,10 +107,16 @@ func (s *Service) RotateDueKeys(ctx context.Context) (int, error) {
 		if k.Origin == OriginExternal {
 			continue
 		}
-		_, err := s.rotate(ctx, k.ID, true)
+		rk, old, err := s.rotate(ctx, k.ID, true)
 		switch {
 		case err == nil:
 			n++
+			if report != nil {
+				if err := report(ctx, KeyChange{KeyID: k.ID, OldState: rk.State, NewState: rk.State,
+					OldVersion: old, NewVersion: rk.PrimaryVersion}); err != nil {
+					return n, errors.Join(append(errs, err)...) // fail closed
+				}
+			}
 		case errors.Is(err, ErrConcurrentUpdate), errors.Is(err, ErrInvalidKeyState), errors.Is(err, ErrNotFound):
 		default:
 			errs = append(errs, fmt.Errorf("rotate %s: %w", k.ID, err))

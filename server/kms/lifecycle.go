@@ -380,7 +380,7 @@ func (s *Service) RotateKey(ctx context.Context, keyID string) (*KeyMetadata, er
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.rotate(ctx, id, false)
+	k, _, err := s.rotate(ctx, id, false)
 	if err != nil {
 		return nil, err
 	}
@@ -392,17 +392,19 @@ func (s *Service) RotateKey(ctx context.Context, keyID string) (*KeyMetadata, er
 // compare-and-swap, and only then touch in-memory state. If persisting
 // fails, the new material is destroyed (or left for CleanupOrphans) and
 // the caches are invalidated, so the key keeps working on its old primary.
-func (s *Service) rotate(ctx context.Context, id string, scheduled bool) (*store.Key, error) {
+// It returns the key as rotated and its primary version before.
+func (s *Service) rotate(ctx context.Context, id string, scheduled bool) (*store.Key, int64, error) {
 	k, vs, err := s.st.LoadKey(ctx, id)
 	if err != nil {
-		return nil, storeErr(err)
+		return nil, 0, storeErr(err)
 	}
 	if err := checkState(OpRotateKey, k.State); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if k.Origin == OriginExternal {
-		return nil, validationf("keys with imported material cannot be rotated")
+		return nil, 0, validationf("keys with imported material cannot be rotated")
 	}
+	oldPrimary := k.PrimaryVersion
 	existing := make(map[int64]store.KeyVersion, len(vs))
 	var max int64
 	for _, v := range vs {
@@ -414,11 +416,11 @@ func (s *Service) rotate(ctx context.Context, id string, scheduled bool) (*store
 	now := s.now()
 	v, mat, err := s.newVersion(ctx, &k, max+1, nil, now)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := checkVersionInvariants(&k, existing, v); err != nil {
 		s.discardVersion(ctx, v, mat)
-		return nil, err
+		return nil, 0, err
 	}
 	fields := map[string]any{"primary_version": v.Version}
 	if k.RotationEnabled && (scheduled || k.NextRotationAt == nil) {
@@ -427,7 +429,7 @@ func (s *Service) rotate(ctx context.Context, id string, scheduled bool) (*store
 	if err := s.st.AddVersion(ctx, &v, k.Revision, fields, now); err != nil {
 		s.discardVersion(ctx, v, mat)
 		s.invalidate(id)
-		return nil, storeErr(err)
+		return nil, 0, storeErr(err)
 	}
 	if mat != nil {
 		s.material.put(id, v.Version, mat)
@@ -436,9 +438,9 @@ func (s *Service) rotate(ctx context.Context, id string, scheduled bool) (*store
 	s.invalidate(id)
 	k, err = s.st.GetKey(ctx, id)
 	if err != nil {
-		return nil, storeErr(err)
+		return nil, 0, storeErr(err)
 	}
-	return &k, nil
+	return &k, oldPrimary, nil
 }
 
 // ListKeyVersions returns the versions of a key in ascending order.

@@ -18,6 +18,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/kmsgo/kmsgo/hsm"
+	"github.com/kmsgo/kmsgo/jobs"
 	"github.com/kmsgo/kmsgo/server/auth"
 	"github.com/kmsgo/kmsgo/server/config"
 	"github.com/kmsgo/kmsgo/server/httpapi"
@@ -44,6 +45,7 @@ type options struct {
 	mutate []func(*config.Config)
 	log    *slog.Logger
 	extra  []httpapi.Route
+	jobs   []jobs.Job
 }
 
 // WithDB runs the server on db (already open; not closed by the server).
@@ -72,6 +74,13 @@ func WithExtra(routes ...httpapi.Route) Option {
 	return func(o *options) { o.extra = append(o.extra, routes...) }
 }
 
+// WithJobs adds jobs to the server's scheduler next to the maintenance
+// jobs (config.Deps.Jobs): they run under the same lease and show in
+// GET /v1/jobs, for testing the jobs routes with a job the test controls.
+func WithJobs(js ...jobs.Job) Option {
+	return func(o *options) { o.jobs = append(o.jobs, js...) }
+}
+
 // Start starts a kmsd and registers its shutdown with t.Cleanup.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
@@ -88,7 +97,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		f(&c)
 	}
 	ctx := context.Background()
-	app, err := config.Open(ctx, c, config.Deps{DB: o.db, HSM: o.hsm, Extra: o.extra}, o.log)
+	app, err := config.Open(ctx, c, config.Deps{DB: o.db, HSM: o.hsm, Extra: o.extra, Jobs: o.jobs}, o.log)
 	if err != nil {
 		t.Fatalf("kmstest: open: %v", err)
 	}

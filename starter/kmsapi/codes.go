@@ -21,13 +21,16 @@ const (
 	// CodeUnsupportedMediaType: a JSON route got a body that is not
 	// Content-Type: application/json.
 	CodeUnsupportedMediaType = "UnsupportedMediaType"
+	// CodeJobRunning: POST /v1/jobs/:name/run found the job running (on
+	// this replica or holding its lease on another); retry when it ended.
+	CodeJobRunning = "JobRunning"
 )
 
 // Codes lists every error code.
 var Codes = []string{
 	CodeValidation, CodeInvalidCiphertext, CodeUnauthenticated, CodeAccessDenied, CodeNotFound,
 	CodeAlreadyExists, CodeInvalidKeyState, CodePayloadTooLarge, CodeTooManyRequests, CodeInternal,
-	CodeHSMUnavailable, CodeAuditUnavailable, CodeUnsupportedMediaType,
+	CodeHSMUnavailable, CodeAuditUnavailable, CodeUnsupportedMediaType, CodeJobRunning,
 }
 
 // CodeStatus returns the HTTP status of an error code, and false for an
@@ -42,7 +45,7 @@ func CodeStatus(code string) (int, bool) {
 		return http.StatusForbidden, true
 	case CodeNotFound:
 		return http.StatusNotFound, true
-	case CodeAlreadyExists, CodeInvalidKeyState:
+	case CodeAlreadyExists, CodeInvalidKeyState, CodeJobRunning:
 		return http.StatusConflict, true
 	case CodePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge, true

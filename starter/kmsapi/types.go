@@ -375,3 +375,64 @@ type AuditBroken struct {
 type StatusResponse struct {
 	Status string `json:"status"`
 }
+
+// Job outcomes (JobInfo.LastOutcome, JobRun.Outcome).
+const (
+	JobOutcomeOK    = "ok"
+	JobOutcomeError = "error" // the run returned an error (also a failed audit record)
+	JobOutcomePanic = "panic" // the run panicked; it runs again at its next tick
+	JobOutcomeLost  = "lost"  // the run lost its lease; another runner resumes it
+)
+
+// JobInfo is one scheduled job of kmsd (GET /v1/jobs). Times are UTC;
+// a nil time means never.
+type JobInfo struct {
+	Name     string `json:"name"`
+	Schedule string `json:"schedule"` // cron spec, UTC
+	// Running is true while a replica runs the job (it holds the lease).
+	Running bool `json:"running"`
+	// LeaseHolder and LeaseUntil name the runner holding the job's lease
+	// and until when; empty when nobody runs it.
+	LeaseHolder string     `json:"lease_holder,omitempty"`
+	LeaseUntil  *time.Time `json:"lease_until,omitempty"`
+	NextRun     *time.Time `json:"next_run"`
+	LastStart   *time.Time `json:"last_start"`
+	LastEnd     *time.Time `json:"last_end"`
+	// LastOutcome is one of the JobOutcome constants ("" before the first
+	// run); LastError is the sanitized error of a failed last run.
+	LastOutcome string `json:"last_outcome"`
+	LastError   string `json:"last_error,omitempty"`
+	// LastItems is how many items the last run changed; Runs counts the
+	// finished runs.
+	LastItems     int    `json:"last_items"`
+	Runs          int64  `json:"runs"`
+	LastRunHolder string `json:"last_run_holder,omitempty"`
+}
+
+// ListJobsResponse is the answer of GET /v1/jobs: every job of the
+// replica that answered (empty when it runs no jobs).
+type ListJobsResponse struct {
+	Jobs []JobInfo `json:"jobs"`
+}
+
+// JobChange is one key a job run changed: Field ("state" or
+// "primary_version") went from Old to New.
+type JobChange struct {
+	KeyID string `json:"key_id"`
+	Field string `json:"field"`
+	Old   string `json:"old"`
+	New   string `json:"new"`
+}
+
+// JobRun is the answer of POST /v1/jobs/:name/run: the result of the run
+// it started and waited for. A run that failed is still a 200 answer with
+// Outcome other than "ok" and its sanitized Error.
+type JobRun struct {
+	Job        string      `json:"job"`
+	Started    time.Time   `json:"started"`
+	DurationMS int64       `json:"duration_ms"`
+	Outcome    string      `json:"outcome"`
+	Error      string      `json:"error,omitempty"`
+	Items      int         `json:"items"`
+	Changes    []JobChange `json:"changes"`
+}

@@ -184,6 +184,10 @@ type call struct {
 	// secretBody marks a request body that carries plaintext; its buffer is
 	// cleared when the call returns.
 	secretBody bool
+	// long: the answer may take longer than Config.Timeout (a job run);
+	// only the caller's context bounds the attempt, and it is not retried
+	// (a retry could run the operation twice).
+	long bool
 }
 
 // do runs c with signing, per-attempt timeouts and retries.
@@ -239,7 +243,7 @@ func (c *Client) do(ctx context.Context, op call) error {
 			return fmt.Errorf("kmsclient: %s %s: %w (last error: %v)", op.method, op.path, ctx.Err(), err)
 		}
 		lastErr = err
-		if !IsRetryable(err) || attempt >= c.maxRetries {
+		if !IsRetryable(err) || attempt >= c.maxRetries || op.long {
 			return err
 		}
 	}
@@ -247,7 +251,13 @@ func (c *Client) do(ctx context.Context, op call) error {
 
 // attempt sends one signed request and decodes its answer.
 func (c *Client) attempt(ctx context.Context, op call, target string, body *bodyBuffer, payloadHash string) error {
-	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	var actx context.Context
+	var cancel context.CancelFunc
+	if op.long {
+		actx, cancel = context.WithCancel(ctx)
+	} else {
+		actx, cancel = context.WithTimeout(ctx, c.timeout)
+	}
 	defer cancel()
 
 	req, err := http.NewRequestWithContext(actx, op.method, target, http.NoBody)

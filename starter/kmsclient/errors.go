@@ -22,6 +22,7 @@ const (
 	CodeTooManyRequests   = kmsapi.CodeTooManyRequests
 	CodeInternal          = kmsapi.CodeInternal
 	CodeHSMUnavailable    = kmsapi.CodeHSMUnavailable
+	CodeJobRunning        = kmsapi.CodeJobRunning
 )
 
 // Sentinel errors. An *APIError matches (errors.Is) the sentinel of its
@@ -38,6 +39,8 @@ var (
 	ErrTooManyRequests   = errors.New("kmsclient: too many requests")
 	ErrInternal          = errors.New("kmsclient: internal server error")
 	ErrHSMUnavailable    = errors.New("kmsclient: HSM unavailable")
+	// ErrJobRunning: RunJob found the job running (409 JobRunning).
+	ErrJobRunning = errors.New("kmsclient: job is running")
 
 	// ErrInvalidConfig is returned by New for a bad Config.
 	ErrInvalidConfig = errors.New("kmsclient: invalid config")
@@ -60,6 +63,7 @@ var codeSentinels = map[string]error{
 	CodeTooManyRequests:   ErrTooManyRequests,
 	CodeInternal:          ErrInternal,
 	CodeHSMUnavailable:    ErrHSMUnavailable,
+	CodeJobRunning:        ErrJobRunning,
 }
 
 // statusCodes maps an answer without an error body (a proxy's, say) to a

@@ -171,3 +171,28 @@ func ExampleAPIError() {
 	// 404 r-17
 	// load config: kmsclient: 404 NotFound: key 9f1c not found (request r-17)
 }
+
+func ExampleClient_RunJob() {
+	c, _ := kmsclient.New(kmsclient.Config{Endpoint: "http://127.0.0.1:8400", AccessKeyID: "AK", SecretAccessKey: "SK"})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // bounds the wait
+	defer cancel()
+
+	js, err := c.ListJobs(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, j := range js {
+		fmt.Println(j.Name, j.Schedule, j.LastOutcome)
+	}
+	run, err := c.RunJob(ctx, "rotate_due_keys")
+	if errors.Is(err, kmsclient.ErrJobRunning) {
+		log.Print("running already on some replica; try later")
+		return
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, ch := range run.Changes {
+		fmt.Printf("%s %s: %s -> %s\n", ch.KeyID, ch.Field, ch.Old, ch.New)
+	}
+}

@@ -271,6 +271,30 @@ func TestRoutes(t *testing.T) {
 					t.Fatalf("%+v", r)
 				}
 			}},
+		{"ListJobs", func(c *Client) (any, error) { return c.ListJobs(ctx) },
+			"GET", "/v1/jobs", "", "", 200, `{"jobs":[{"name":"rotate_due_keys","schedule":"@every 5m","running":true,
+ "lease_holder":"kmsd-a/1/ff","lease_until":"2026-12-02T03:00:30Z","next_run":"2026-12-02T03:05:00Z",
+ "last_start":"2026-12-02T02:55:00Z","last_end":"2026-12-02T02:55:01Z","last_outcome":"error","last_error":"hsm down",
+ "last_items":2,"runs":7,"last_run_holder":"kmsd-b/9/aa"}]}`,
+			func(t *testing.T, v any) {
+				js := v.([]JobInfo)
+				until := time.Date(2026, 12, 2, 3, 0, 30, 0, time.UTC)
+				if len(js) != 1 || js[0].Name != "rotate_due_keys" || !js[0].Running || js[0].LeaseHolder != "kmsd-a/1/ff" ||
+					!js[0].LeaseUntil.Equal(until) || js[0].LastOutcome != JobOutcomeError || js[0].LastError != "hsm down" ||
+					js[0].LastItems != 2 || js[0].Runs != 7 || js[0].NextRun == nil || js[0].LastEnd == nil {
+					t.Fatalf("%+v", js)
+				}
+			}},
+		{"RunJob", func(c *Client) (any, error) { return c.RunJob(ctx, "rotate_due_keys") },
+			"POST", "/v1/jobs/rotate_due_keys/run", "", "", 200, `{"job":"rotate_due_keys","started":"2026-12-02T02:55:00Z",
+ "duration_ms":12,"outcome":"ok","items":1,"changes":[{"key_id":"9f1c","field":"primary_version","old":"1","new":"2"}]}`,
+			func(t *testing.T, v any) {
+				r := v.(*JobRun)
+				if r.Job != "rotate_due_keys" || r.Outcome != JobOutcomeOK || r.Items != 1 || r.DurationMS != 12 ||
+					len(r.Changes) != 1 || r.Changes[0] != (JobChange{KeyID: "9f1c", Field: "primary_version", Old: "1", New: "2"}) {
+					t.Fatalf("%+v", r)
+				}
+			}},
 		{"VerifyAudit ok", func(c *Client) (any, error) { return c.VerifyAudit(ctx) },
 			"GET", "/v1/audit/verify", "", "", 200, `{"ok":true,"checked":5,"first_broken":null}`,
 			func(t *testing.T, v any) {
