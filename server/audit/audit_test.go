@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -731,5 +732,65 @@ func TestCloseFlushesInFlightRecords(t *testing.T) {
 		if rep := verify(t, db); !rep.OK || rep.Checked != stored {
 			t.Fatalf("report %+v", rep)
 		}
+	})
+}
+
+// TestAbandonedCallersNeverStallTheQueue: callers whose ctx ends while
+// their records wait (the lead must then pass them by) leave no record
+// unwritten and no caller stuck; every record answered nil is stored, the
+// chain verifies, and a lone caller commits one record per batch.
+func TestAbandonedCallersNeverStallTheQueue(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, db *gorm.DB) {
+		migrated(t, db)
+		l := newLogger(t, db, audit.Config{ReplicaID: "r1", MaxBatch: 4})
+		appendSeq(t, l, 0, 3)
+		if st := l.Stats(); st.Batches != 3 || st.Records != 3 {
+			t.Fatalf("lone caller: %+v, want 3 batches of 1", st)
+		}
+		const workers, each = 24, 12
+		var wg sync.WaitGroup
+		var ok, gaveUp atomic.Int64
+		for w := range workers {
+			wg.Go(func() {
+				for i := range each {
+					ctx, cancel := context.Background(), context.CancelFunc(func() {})
+					if (w+i)%3 == 0 { // a third give up after 0-300 µs
+						ctx, cancel = context.WithTimeout(ctx, time.Duration((w*7+i*13)%300)*time.Microsecond)
+					}
+					err := l.Append(ctx, sample(1000+w*each+i))
+					cancel()
+					switch {
+					case err == nil:
+						ok.Add(1)
+					case errors.Is(err, context.DeadlineExceeded):
+						gaveUp.Add(1)
+					default:
+						t.Errorf("Append: %v", err)
+					}
+				}
+			})
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Fatal("callers stuck")
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		rows := countRows(t, db) - 3
+		if rows < ok.Load() || rows > ok.Load()+gaveUp.Load() {
+			t.Fatalf("%d rows for %d answered and %d abandoned", rows, ok.Load(), gaveUp.Load())
+		}
+		st := l.Stats()
+		if st.Records != rows+3 || st.Failed != 0 || st.MaxBatch > 4 {
+			t.Fatalf("stats %+v, rows %d", st, rows+3)
+		}
+		if rep := verify(t, db); !rep.OK || rep.Checked != int(rows+3) {
+			t.Fatalf("report %+v", rep)
+		}
+		t.Logf("%d answered, %d gave up, %d rows, %d batches", ok.Load(), gaveUp.Load(), rows, st.Batches)
 	})
 }

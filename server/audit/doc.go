@@ -10,8 +10,9 @@
 // edit, insert, reorder or delete records (except at the tail, see below)
 // without Verify reporting the first broken link.
 //
-// Writes use group commit: a Logger has one writer per replica that appends
-// records in small batches, one transaction per batch, and Append returns
+// Writes use group commit: one Append at a time per replica leads, appending
+// the queued records in small batches, one transaction per batch (a lone
+// request commits its own record, without a goroutine switch), and Append returns
 // only once the caller's batch is durable. If the batch cannot be written,
 // every Append in it returns an error wrapping ErrUnavailable and the caller
 // must fail its request (fail closed); the chain continues from the last

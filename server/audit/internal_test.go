@@ -3,7 +3,9 @@ package audit
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"testing"
 	"time"
@@ -108,6 +110,96 @@ func FuzzDecodeDetails(f *testing.F) {
 		}
 		if len(d) == 0 && (d != nil || enc != "") {
 			t.Fatalf("empty details not normalised: %#v %q", d, enc)
+		}
+	})
+}
+
+// TestRecordMACMatchesHasher: the writer's reusable MAC gives hasher.sum's
+// hash for every record, in any order of reuse, for any key length.
+func TestRecordMACMatchesHasher(t *testing.T) {
+	recs := []Record{
+		{ReplicaID: "r1", Seq: 1, Time: time.UnixMicro(1), Action: "Encrypt", Result: ResultOK},
+		{ReplicaID: "r1", Seq: 2, Time: time.UnixMicro(99), AccessKeyID: "AK", Action: "Decrypt", KeyID: "k",
+			KeyVersion: 3, Result: ResultError, ReasonCode: "x", RequestID: "id", SourceAddr: "127.0.0.1",
+			Details: map[string]string{"method": "POST", "path": "/v1/decrypt", "status": "400"}, PrevHash: "ab"},
+		{ReplicaID: "r2", Seq: 1 << 40, Action: "日本", Result: ResultOK, Details: map[string]string{"ü": "\u2028<&>"}},
+	}
+	for _, n := range []int{32, 63, 64, 65, 200} {
+		key := make([]byte, n)
+		for i := range key {
+			key[i] = byte(i*7 + n)
+		}
+		h := hasher{key: key}
+		m := newRecordMAC(key)
+		var buf []byte
+		for range 3 {
+			for i := range recs {
+				want, _ := h.sum(&recs[i], nil)
+				var got string
+				got, buf = m.hash(&recs[i], buf)
+				if got != want {
+					t.Fatalf("key %d bytes, record %d: %s, want %s", n, i, got, want)
+				}
+			}
+		}
+		m.wipe()
+		if m.ipad != [64]byte{} || m.opad != [64]byte{} {
+			t.Fatal("wipe left the pads")
+		}
+	}
+}
+
+// TestEncodeDetailsMatchesJSON: the reflection-free path writes exactly
+// what json.Marshal writes, and leaves every other map to it.
+func TestEncodeDetailsMatchesJSON(t *testing.T) {
+	many := map[string]string{}
+	for i := range 17 {
+		many[fmt.Sprintf("k%02d", i)] = "v"
+	}
+	cases := []struct {
+		d    map[string]string
+		fast bool
+	}{
+		{map[string]string{"method": "POST", "path": "/v1/encrypt", "status": "200", "resources": "key/abc,alias/x"}, true},
+		{map[string]string{"b": "", "a": " ~!#$%'()*+,-./:;=?@[]^_`{|}"}, true},
+		{map[string]string{"a": `q"uote`}, false},
+		{map[string]string{"a": `back\slash`}, false},
+		{map[string]string{"a": "<script>&"}, false},
+		{map[string]string{"a": "tab\there"}, false},
+		{map[string]string{"a": "caf\u00e9"}, false},
+		{map[string]string{"a": "\u2028"}, false},
+		{map[string]string{"\x7f": "del"}, false},
+		{many, false},
+	}
+	for i, c := range cases {
+		want, err := json.Marshal(c.d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := encodeDetails(c.d)
+		if err != nil || got != string(want) {
+			t.Fatalf("case %d: %q (%v), want %q", i, got, err, want)
+		}
+		if _, fast := encodeSafeDetails(c.d); fast != c.fast {
+			t.Fatalf("case %d: fast path %v, want %v", i, fast, c.fast)
+		}
+	}
+}
+
+// FuzzEncodeDetails: encodeDetails equals json.Marshal for any map.
+func FuzzEncodeDetails(f *testing.F) {
+	f.Add("method", "POST", "path", "/v1/keys/a b", "status", "200")
+	f.Add("a", "<&>", "", "", "\"", "\\")
+	f.Add("é", "\x01", "\u2028", "x", "k", "\xff")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
+		d := map[string]string{k1: v1, k2: v2, k3: v3}
+		want, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := encodeDetails(d)
+		if err != nil || got != string(want) {
+			t.Fatalf("%q (%v), want %q", got, err, want)
 		}
 	})
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -125,6 +127,50 @@ func canonical(dst []byte, r *Record) []byte {
 	return dst
 }
 
+// recordMAC computes record hashes like hasher, reusing its state and
+// buffers between records: for the one goroutine that writes a chain.
+type recordMAC struct {
+	ipad, opad   [sha256.BlockSize]byte
+	inner, outer hash.Hash
+	sum          [sha256.Size]byte
+}
+
+func newRecordMAC(key []byte) *recordMAC {
+	m := &recordMAC{inner: sha256.New(), outer: sha256.New()}
+	k := key
+	if len(k) > sha256.BlockSize {
+		s := sha256.Sum256(k)
+		k = s[:]
+	}
+	copy(m.ipad[:], k)
+	copy(m.opad[:], k)
+	for i := range m.ipad {
+		m.ipad[i] ^= 0x36
+		m.opad[i] ^= 0x5c
+	}
+	return m
+}
+
+// hash returns HMAC-SHA256(key, canonical(r)) in hex, as hasher.sum.
+func (m *recordMAC) hash(r *Record, buf []byte) (string, []byte) {
+	buf = canonical(buf[:0], r)
+	m.inner.Reset()
+	m.inner.Write(m.ipad[:])
+	m.inner.Write(buf)
+	m.outer.Reset()
+	m.outer.Write(m.opad[:])
+	m.outer.Write(m.inner.Sum(m.sum[:0]))
+	return hex.EncodeToString(m.outer.Sum(m.sum[:0])), buf
+}
+
+func (m *recordMAC) wipe() {
+	clear(m.ipad[:])
+	clear(m.opad[:])
+	clear(m.sum[:])
+	m.inner.Reset()
+	m.outer.Reset()
+}
+
 // hasher computes record hashes under a derived chain subkey.
 type hasher struct{ key []byte }
 
@@ -181,8 +227,8 @@ func validate(r *Record) error {
 		if err := checkText("detail name", k, maxDetailKey); err != nil {
 			return err
 		}
-		if err := checkText("detail "+k, v, maxDetailVal); err != nil {
-			return err
+		if len(v) > maxDetailVal || !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+			return checkText("detail "+k, v, maxDetailVal) // names the problem
 		}
 	}
 	return nil
@@ -206,11 +252,61 @@ func encodeDetails(d map[string]string) (string, error) {
 	if len(d) == 0 {
 		return "", nil
 	}
+	if s, ok := encodeSafeDetails(d); ok {
+		return s, nil
+	}
 	b, err := json.Marshal(d)
 	if err != nil {
 		return "", err
 	}
 	return string(b), nil
+}
+
+// encodeSafeDetails is json.Marshal(d) without reflection for the usual
+// details: at most 16 entries, every key and value printable ASCII that
+// encoding/json writes as is (no '"', '\\', '<', '>', '&'). It reports false
+// for anything else.
+func encodeSafeDetails(d map[string]string) (string, bool) {
+	var arr [16]string
+	if len(d) > len(arr) {
+		return "", false
+	}
+	keys := arr[:0]
+	n := 2
+	for k, v := range d {
+		if !jsonSafe(k) || !jsonSafe(v) {
+			return "", false
+		}
+		keys = append(keys, k)
+		n += len(k) + len(v) + 6
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(k)
+		b.WriteString(`":"`)
+		b.WriteString(d[k])
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String(), true
+}
+
+// jsonSafe reports whether encoding/json writes s unchanged inside quotes.
+func jsonSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeDetails parses a stored details column. It accepts only a JSON

@@ -38,7 +38,7 @@ func TestRebuildRejects(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := rebuild(r, h, []byte(c.body)); !errors.Is(err, ErrUnauthenticated) {
+			if _, _, err := canonicalRequest(nil, nil, r, h, []byte(c.body), emptyHash); !errors.Is(err, ErrUnauthenticated) {
 				t.Fatalf("err = %v, want ErrUnauthenticated", err)
 			}
 		})

@@ -4,21 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/textproto"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -182,7 +177,10 @@ func (s *Service) Authenticate(r *http.Request, body []byte) (*Principal, error)
 	if err != nil {
 		return nil, err
 	}
-	req, err := rebuild(r, h, body)
+	sb := sigBufs.Get().(*sigBuf)
+	defer putSigBuf(sb)
+	sb.canon, sb.qs, err = canonicalRequest(sb.canon[:0], sb.qs, r, h, body, payloadHash)
+	clear(sb.qs) // drop references to the query's strings
 	if err != nil {
 		return nil, err
 	}
@@ -193,13 +191,8 @@ func (s *Service) Authenticate(r *http.Request, body []byte) (*Principal, error)
 	if err != nil {
 		return nil, err
 	}
-	creds := aws.Credentials{AccessKeyID: h.AccessKeyID, SecretAccessKey: entry.secret}
 	s.signatures.Add(1)
-	if err := entry.signer.SignHTTP(ctx, creds, req, payloadHash, h.Service, h.Region, t); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
-	}
-	want := req.Header.Get("Authorization")
-	match := subtle.ConstantTimeCompare([]byte(want), []byte(h.canonical())) == 1
+	match := s.signatureMatches(entry, h, r.Header["X-Amz-Date"][0], sb.canon, sb)
 	if !match || !entry.enabled {
 		return nil, ErrUnauthenticated
 	}
@@ -219,7 +212,8 @@ func (s *Service) requestTime(r *http.Request, h *authHeader) (time.Time, error)
 		return time.Time{}, fmt.Errorf("%w: need one signed X-Amz-Date header", ErrUnauthenticated)
 	}
 	t, err := time.Parse(amzDateFormat, dates[0])
-	if err != nil || t.Format(amzDateFormat) != dates[0] {
+	var buf [len(amzDateFormat)]byte
+	if err != nil || string(t.AppendFormat(buf[:0], amzDateFormat)) != dates[0] {
 		return time.Time{}, fmt.Errorf("%w: malformed X-Amz-Date", ErrUnauthenticated)
 	}
 	if dates[0][:8] != h.Date {
@@ -262,73 +256,6 @@ func (s *Service) requestNonce(r *http.Request, h *authHeader) (string, error) {
 		return "", fmt.Errorf("%w: %s must be 16-64 characters of [A-Za-z0-9._~+/=-]", ErrUnauthenticated, NonceHeader)
 	}
 	return vals[0], nil
-}
-
-// unsignable lists headers the SDK signer never signs: a request that lists
-// them in SignedHeaders cannot be verified with it.
-var unsignable = map[string]bool{
-	"authorization": true, "user-agent": true, "x-amzn-trace-id": true,
-	"expect": true, "transfer-encoding": true,
-}
-
-// rebuild returns a request carrying only what r signed: method, path,
-// query, host and the headers in SignedHeaders.
-func rebuild(r *http.Request, h *authHeader, body []byte) (*http.Request, error) {
-	if !h.signs("host") {
-		return nil, fmt.Errorf("%w: host must be signed", ErrUnauthenticated)
-	}
-	if r.Host == "" {
-		return nil, fmt.Errorf("%w: missing Host", ErrUnauthenticated)
-	}
-	query, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, fmt.Errorf("%w: malformed query string", ErrUnauthenticated)
-	}
-	// SigV4 sorts the values of a repeated key, so their order is not
-	// signed: "a=1&a=2" and "a=2&a=1" verify alike, yet a handler reading
-	// the first value sees different input. No API route takes a repeated
-	// parameter, so such requests are refused.
-	for _, v := range query {
-		if len(v) > 1 {
-			return nil, fmt.Errorf("%w: repeated query parameter", ErrUnauthenticated)
-		}
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	req := &http.Request{
-		Method: r.Method,
-		URL: &url.URL{
-			Scheme:   scheme,
-			Host:     r.Host,
-			Path:     r.URL.Path,
-			RawPath:  r.URL.RawPath,
-			RawQuery: r.URL.RawQuery,
-		},
-		Host:   r.Host,
-		Header: make(http.Header, len(h.SignedHeaders)),
-	}
-	for _, name := range h.SignedHeaders {
-		switch {
-		case name == "host":
-		case name == "content-length":
-			if r.ContentLength <= 0 || r.ContentLength != int64(len(body)) {
-				return nil, fmt.Errorf("%w: signed content-length does not match the body", ErrUnauthenticated)
-			}
-			req.ContentLength = r.ContentLength
-		case unsignable[name]:
-			return nil, fmt.Errorf("%w: header %s cannot be signed", ErrUnauthenticated, name)
-		default:
-			key := textproto.CanonicalMIMEHeaderKey(name)
-			vals := r.Header.Values(key)
-			if len(vals) == 0 {
-				return nil, fmt.Errorf("%w: signed header %s is missing", ErrUnauthenticated, name)
-			}
-			req.Header[key] = vals
-		}
-	}
-	return req, nil
 }
 
 // useNonce records (ak, nonce) until the request can no longer pass the
@@ -392,10 +319,10 @@ func (s *Service) purge(ctx context.Context, now time.Time) (int64, error) {
 // cacheEntry is what Authenticate needs about one access key. Entries are
 // immutable once cached.
 type cacheEntry struct {
-	secret  string     // the dummy secret for an unknown key
-	signer  *v4.Signer // per entry: the SDK caches derived keys per signer
-	enabled bool       // false for disabled and unknown keys
-	known   bool       // false for an unknown key
+	secret  string                     // the dummy secret for an unknown key
+	derived atomic.Pointer[derivedKey] // signing key of the last date used
+	enabled bool                       // false for disabled and unknown keys
+	known   bool                       // false for an unknown key
 	policy  Policy
 	expires time.Time
 }
@@ -494,7 +421,7 @@ func (s *Service) lookup(ctx context.Context, id string) (*cacheEntry, error) {
 		if err := s.dummyWork(ctx); err != nil {
 			return nil, err
 		}
-		e := &cacheEntry{secret: s.dummy, signer: v4.NewSigner(), expires: now.Add(s.cache.ttl)}
+		e := &cacheEntry{secret: s.dummy, expires: now.Add(s.cache.ttl)}
 		s.cache.put(id, e, now)
 		return e, nil
 	}
@@ -512,7 +439,6 @@ func (s *Service) lookup(ctx context.Context, id string) (*cacheEntry, error) {
 	}
 	e := &cacheEntry{
 		secret:  string(secret),
-		signer:  v4.NewSigner(),
 		enabled: row.Status == string(StatusEnabled),
 		known:   true,
 		policy:  p,

@@ -117,8 +117,17 @@ func parseAuthorization(v string) (*authHeader, error) {
 }
 
 func (h *authHeader) parseCredential(v string) error {
-	parts := strings.Split(v, "/")
-	if len(parts) != 5 {
+	var parts [5]string
+	n := 0
+	for p := range strings.SplitSeq(v, "/") {
+		if n == len(parts) {
+			n++
+			break
+		}
+		parts[n] = p
+		n++
+	}
+	if n != len(parts) {
 		return fmt.Errorf("credential must be AK/date/region/service/%s", scopeTerminator)
 	}
 	ak, date, region, service, term := parts[0], parts[1], parts[2], parts[3], parts[4]
@@ -139,10 +148,10 @@ func (h *authHeader) parseCredential(v string) error {
 }
 
 func (h *authHeader) parseSignedHeaders(v string) error {
-	names := strings.Split(v, ";")
-	if len(names) > maxSignedHeaders {
+	if strings.Count(v, ";") >= maxSignedHeaders {
 		return fmt.Errorf("more than %d signed headers", maxSignedHeaders)
 	}
+	names := strings.Split(v, ";")
 	for i, n := range names {
 		if n == "" || !isHeaderToken(n) {
 			return fmt.Errorf("malformed signed header name")

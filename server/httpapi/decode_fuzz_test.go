@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"reflect"
 	"testing"
 
@@ -72,6 +74,88 @@ func TestDecodeStrict(t *testing.T) {
 		}
 		if err != nil && !errors.Is(err, ErrValidation) {
 			t.Errorf("decodeStrict(%q): %v is not ErrValidation", tc.body, err)
+		}
+	}
+}
+
+// tokenDecode is the former trailing-data check (dec.Token must report
+// io.EOF), the reference for decodeStrict's.
+func tokenDecode(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+// TestDecodeStrictTrailing: decodeStrict accepts and refuses exactly what
+// the dec.Token check did.
+func TestDecodeStrictTrailing(t *testing.T) {
+	cases := []struct {
+		body string
+		ok   bool
+	}{
+		{`{"key_id":"a"}`, true},
+		{"{\"key_id\":\"a\"} \t\r\n", true},
+		{"  {\"key_id\":\"a\"}\n\n", true},
+		{`{"key_id":"a"} {}`, false},
+		{`{"key_id":"a"}}`, false},
+		{`{"key_id":"a"},`, false},
+		{`{"key_id":"a"}]`, false},
+		{`{"key_id":"a"} x`, false},
+		{`{"key_id":"a"} "s"`, false},
+		{"{\"key_id\":\"a\"}\u00a0", false},
+		{"{\"key_id\":\"a\"}\x00", false},
+		{`{"key_id":"a"}/`, false},
+	}
+	for _, c := range cases {
+		var a, b kmsapi.EncryptRequest
+		err := decodeStrict([]byte(c.body), &a)
+		ref := tokenDecode([]byte(c.body), &b)
+		if (err == nil) != c.ok || (ref == nil) != c.ok {
+			t.Errorf("%q: decodeStrict %v, reference %v, want ok=%v", c.body, err, ref, c.ok)
+		}
+	}
+}
+
+// FuzzDecodeStrictTrailing: decodeStrict agrees with the dec.Token check.
+func FuzzDecodeStrictTrailing(f *testing.F) {
+	f.Add([]byte(`{"key_id":"a"} `))
+	f.Add([]byte(`{"key_id":"a"} {}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var a, b kmsapi.EncryptRequest
+		if err, ref := decodeStrict(body, &a), tokenDecode(body, &b); (err == nil) != (ref == nil) {
+			t.Fatalf("%q: decodeStrict %v, reference %v", body, err, ref)
+		}
+	})
+}
+
+// TestSanitizeFastPath: printable ASCII within the limit comes back as is;
+// anything else takes the escaping path.
+func TestSanitizeFastPath(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"/v1/encrypt", "/v1/encrypt"},
+		{"key/a,alias/b", "key/a,alias/b"},
+		{"a\x00b", "a%00b"},
+		{"a\x7fb", "a%7Fb"},
+		{"caf\u00e9", "caf\u00e9"},
+		{"\xff", "%FF"},
+		{"abcdef", "abc"},
+	}
+	for _, c := range cases {
+		n := 256
+		if c.in == "abcdef" {
+			n = 3
+		}
+		if got := sanitize(c.in, n); got != c.want {
+			t.Errorf("sanitize(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }

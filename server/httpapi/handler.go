@@ -120,10 +120,22 @@ func decodeStrict(body []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: %s", ErrValidation, kmsapi.JSONErrorMessage(err, ""))
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	// Only JSON white space may follow the value (what dec.Token would
+	// report as io.EOF), without tokenizing it.
+	if !jsonSpace(body[dec.InputOffset():]) {
 		return fmt.Errorf("%w: trailing data after JSON object", ErrValidation)
 	}
 	return nil
+}
+
+// jsonSpace reports whether b is only JSON white space.
+func jsonSpace(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 // handlerFunc returns the answer body, or an error.

@@ -27,6 +27,9 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 // the result is cut on a rune boundary. Distinct inputs mostly stay
 // distinct, and nothing in it can break the record.
 func sanitize(s string, n int) string {
+	if len(s) <= n && printableASCII(s) {
+		return s // the usual case: nothing to change, nothing to copy
+	}
 	var b strings.Builder
 	for i := 0; i < len(s) && b.Len() < n; {
 		r, size := utf8.DecodeRuneInString(s[i:])
@@ -41,4 +44,14 @@ func sanitize(s string, n int) string {
 		i += size
 	}
 	return truncUTF8(b.String(), n)
+}
+
+// printableASCII reports whether s has only bytes 0x20-0x7e.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
