@@ -2,12 +2,9 @@ package kmsclient
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"time"
-
-	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
 
 // Policy is an access key's policy document: deny by default, an explicit
@@ -75,14 +72,9 @@ func (c *Client) CreateAccessKey(ctx context.Context, description string, policy
 // first attempt created the key but its answer was lost, the retry answers
 // the same access key with IdempotentReplay set and no secret.
 func (c *Client) CreateAccessKeyWith(ctx context.Context, in CreateAccessKeyInput) (*AccessKey, error) {
-	if in.IdempotencyToken == "" {
-		t, err := NewIdempotencyToken()
-		if err != nil {
-			return nil, err
-		}
-		in.IdempotencyToken = t
-	} else if !kmsapi.ValidIdempotencyToken(in.IdempotencyToken) {
-		return nil, fmt.Errorf("%w: idempotency token must be 1-%d characters of A-Z a-z 0-9 - _ . :", ErrInvalidArgument, kmsapi.MaxIdempotencyToken)
+	var err error
+	if in.IdempotencyToken, err = idempotencyToken(in.IdempotencyToken); err != nil {
+		return nil, err
 	}
 	return c.accessKeyCall(ctx, http.MethodPost, "/v1/access-keys", struct {
 		Description      string `json:"description"`

@@ -90,14 +90,9 @@ func (c *Client) keyCall(ctx context.Context, method, path string, in any) (*Key
 // token yourself to make your own retries (across processes) safe too; the
 // same token with other parameters fails with CodeIdempotencyMismatch.
 func (c *Client) CreateKey(ctx context.Context, in CreateKeyInput) (*KeyMetadata, error) {
-	if in.IdempotencyToken == "" {
-		t, err := NewIdempotencyToken()
-		if err != nil {
-			return nil, err
-		}
-		in.IdempotencyToken = t
-	} else if !kmsapi.ValidIdempotencyToken(in.IdempotencyToken) {
-		return nil, fmt.Errorf("%w: idempotency token must be 1-%d characters of A-Z a-z 0-9 - _ . :", ErrInvalidArgument, kmsapi.MaxIdempotencyToken)
+	var err error
+	if in.IdempotencyToken, err = idempotencyToken(in.IdempotencyToken); err != nil {
+		return nil, err
 	}
 	return c.keyCall(ctx, http.MethodPost, "/v1/keys", in)
 }
@@ -110,6 +105,18 @@ func NewIdempotencyToken() (string, error) {
 		return "", fmt.Errorf("kmsclient: random: %w", err)
 	}
 	return hex.EncodeToString(b[:]), nil
+}
+
+// idempotencyToken returns t if it is a valid token, or a fresh one if t is
+// empty: the one token a create call sends on every retry.
+func idempotencyToken(t string) (string, error) {
+	if t == "" {
+		return NewIdempotencyToken()
+	}
+	if !kmsapi.ValidIdempotencyToken(t) {
+		return "", fmt.Errorf("%w: idempotency token must be 1-%d characters of A-Z a-z 0-9 - _ . :", ErrInvalidArgument, kmsapi.MaxIdempotencyToken)
+	}
+	return t, nil
 }
 
 // ListKeys returns one page of keys.
