@@ -115,6 +115,9 @@ func decodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
+	if fastDecode(body, v) {
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -438,6 +441,13 @@ func (s *Server) writeJSON(c *gin.Context, status int, v any) {
 	}
 	buf := jsonBufs.Get().(*bytes.Buffer)
 	buf.Reset()
+	buf.Grow(512) // room for a crypto answer, kept by the pool
+	if b, ok := fastEncode(buf.AvailableBuffer(), v); ok {
+		c.Data(status, "application/json; charset=utf-8", b)
+		zero(b) // may hold base64 plaintext
+		jsonBufs.Put(buf)
+		return
+	}
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
