@@ -8,12 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"gorm.io/gorm"
-
-	"github.com/kmsgo/kmsgo/hsm/devhsm"
-	"github.com/kmsgo/kmsgo/server/kms"
-	"github.com/kmsgo/kmsgo/server/migrate"
-	"github.com/kmsgo/kmsgo/server/store"
 )
 
 // fakeClock is a settable business clock for kms.Config.Clock.
@@ -34,27 +28,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
-}
-
-// newKMS opens a real kms.Service on db (migrated here) with the dev
-// software key backend and a fake clock.
-func newKMS(t *testing.T, db *gorm.DB) (*kms.Service, *fakeClock, *devhsm.Backend) {
-	t.Helper()
-	if err := migrate.Apply(db, store.Migrations()...); err != nil {
-		t.Fatal(err)
-	}
-	backend, err := devhsm.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = backend.Close() })
-	clock := newClock()
-	svc, err := kms.New(kms.Config{DB: db, HSM: backend, Clock: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Close() })
-	return svc, clock, backend
 }
 
 // metric returns the value of the named counter or gauge for label job,

@@ -11,7 +11,6 @@ import (
 
 	"github.com/kmsgo/kmsgo/jobs"
 	"github.com/kmsgo/kmsgo/server/kmstest"
-	"github.com/kmsgo/kmsgo/server/store"
 )
 
 type jobJSON struct {
@@ -102,7 +101,7 @@ func TestJobsListAndRun(t *testing.T) {
 	var k keyJSON
 	c.json(&k, "keys", "create")
 	c.ok("", "keys", "rotation-policy", k.KeyID, "--enable", "--period-days", "90")
-	if err := srv.App.DB.Model(&store.Key{}).Where("id = ?", k.KeyID).Update("next_rotation_at", time.Now().UTC().Add(-time.Minute)).Error; err != nil {
+	if err := srv.App.DB.Table("kms_keys").Where("id = ?", k.KeyID).Update("next_rotation_at", time.Now().UTC().Add(-time.Minute)).Error; err != nil {
 		t.Fatal(err)
 	}
 	code, out, errs := c.run("", "jobs", "run", "rotate_due_keys")

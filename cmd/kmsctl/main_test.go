@@ -15,6 +15,7 @@ import (
 
 	"github.com/kmsgo/kmsgo/server/audit"
 	"github.com/kmsgo/kmsgo/server/config"
+	"github.com/kmsgo/kmsgo/server/kmsd"
 	"github.com/kmsgo/kmsgo/server/kmstest"
 )
 
@@ -394,7 +395,7 @@ func TestAuditExportAndRetention(t *testing.T) {
 	if !strings.Contains(out, "exported") {
 		t.Fatalf("export:\n%s", out)
 	}
-	key, err := config.LoadOrCreateChainKey(filepath.Join(srv.App.Config.DataDir, "audit-chain.key"))
+	key, err := kmsd.LoadOrCreateChainKey(filepath.Join(srv.App.Config.DataDir, "audit-chain.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

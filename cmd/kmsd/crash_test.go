@@ -18,6 +18,7 @@ import (
 
 	"github.com/kmsgo/kmsgo/server/audit"
 	"github.com/kmsgo/kmsgo/server/config"
+	"github.com/kmsgo/kmsgo/server/kmsd"
 	"github.com/kmsgo/kmsgo/starter/kmsclient"
 )
 
@@ -140,7 +141,7 @@ func kill9Run(t *testing.T, bin, mode string) {
 	if sqlDB, err := db.DB(); err == nil {
 		defer sqlDB.Close()
 	}
-	key, err := config.LoadOrCreateChainKey(filepath.Join(dir, "audit-chain.key"))
+	key, err := kmsd.LoadOrCreateChainKey(filepath.Join(dir, "audit-chain.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/kmsgo/kmsgo/server/config"
+	"github.com/kmsgo/kmsgo/server/kmsd"
 )
 
 // defaultGCPercent is kmsd's GOGC when the environment sets none: its live
@@ -84,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := newLogger(cfg.Log, stderr)
 
-	app, err := config.Open(ctx, cfg, config.Deps{}, log)
+	app, err := kmsd.Open(ctx, cfg, kmsd.Deps{}, log)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/kmsgo/kmsgo/server/audit"
 	"github.com/kmsgo/kmsgo/server/dbtest"
-	"github.com/kmsgo/kmsgo/server/migrate"
+	"github.com/kmsgo/kmsgo/server/internal/migrate"
 )
 
 var testKey = bytes.Repeat([]byte{0x5a}, 32)

@@ -12,7 +12,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/kmsgo/kmsgo/server/audit"
-	"github.com/kmsgo/kmsgo/server/migrate"
+	"github.com/kmsgo/kmsgo/server/internal/migrate"
 )
 
 func Example() {

@@ -9,7 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/kmsgo/kmsgo/server/migrate"
+	"github.com/kmsgo/kmsgo/server/internal/migrate"
 )
 
 const tableName = "kms_audit_records"

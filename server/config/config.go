@@ -15,8 +15,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kmsgo/kmsgo/jobs"
-	"github.com/kmsgo/kmsgo/server/awsapi"
-	"github.com/kmsgo/kmsgo/server/kms"
+	"github.com/kmsgo/kmsgo/server/internal/awsapi"
+	"github.com/kmsgo/kmsgo/server/internal/kms"
 )
 
 // Config is kmsd's configuration. Every field can be set in the YAML file
@@ -395,7 +395,7 @@ func (c Config) Validate() error {
 	if c.Listen == "" {
 		return fmt.Errorf("%w: listen is required", ErrInvalid)
 	}
-	if err := c.Jobs.config().Validate(); err != nil {
+	if err := c.Jobs.SchedulerConfig().Validate(); err != nil {
 		return fmt.Errorf("%w: jobs: %w", ErrInvalid, err)
 	}
 	if c.KMS.UsageFlushInterval < 0 || c.KMS.RetirementQuietPeriod < 0 {
@@ -430,14 +430,14 @@ func (k KMSConfig) effectiveQuietPeriod() time.Duration {
 	return k.RetirementQuietPeriod
 }
 
-// config returns the jobs.Config of j (without logger, metrics or audit).
-func (j JobsConfig) config() jobs.Config {
+// SchedulerConfig returns the jobs.Config of j (without logger, metrics or audit).
+func (j JobsConfig) SchedulerConfig() jobs.Config {
 	return jobs.Config{DestroySchedule: j.DestroySchedule, RotateSchedule: j.RotateSchedule,
 		OrphanSchedule: j.OrphanSchedule, Timeout: j.Timeout}
 }
 
-// path returns p, or <data_dir>/def when p is empty.
-func (c Config) path(p, def string) string {
+// Path returns p, or <data_dir>/def when p is empty.
+func (c Config) Path(p, def string) string {
 	if p != "" {
 		return p
 	}

@@ -31,19 +31,19 @@ func validSQLiteSync(v string) bool {
 	return false
 }
 
-// sqliteDSN adds the synchronous mode to a go-sqlite3 DSN unless the DSN
+// SQLiteDSN adds the synchronous mode to a go-sqlite3 DSN unless the DSN
 // sets one itself (_synchronous or _sync; then the DSN wins). Without it the
 // driver would apply its own default, NORMAL.
-func sqliteDSN(dsn, mode string) string {
+func SQLiteDSN(dsn, mode string) string {
 	if mode == "" {
 		mode = SQLiteSyncFull
 	}
 	return withSQLiteSync(dsn, mode)
 }
 
-// effectiveSQLiteSync is database.sqlite_synchronous, or what audit.sync
+// EffectiveSQLiteSync is database.sqlite_synchronous, or what audit.sync
 // implies when it is empty.
-func (c Config) effectiveSQLiteSync() string {
+func (c Config) EffectiveSQLiteSync() string {
 	switch {
 	case c.Database.SQLiteSynchronous != "":
 		return c.Database.SQLiteSynchronous
@@ -67,11 +67,11 @@ func withSQLiteSync(dsn, mode string) string {
 	return fmt.Sprintf("%s%s_synchronous=%s", dsn, sep, strings.ToUpper(mode))
 }
 
-// ensurePrivateFile creates the SQLite database file with mode 0600 (or
+// EnsurePrivateFile creates the SQLite database file with mode 0600 (or
 // tightens an existing one) before SQLite opens it: SQLite gives its -wal and
 // -shm files the database file's mode, and the database holds wrapped key
 // material, access-key records and the audit log.
-func ensurePrivateFile(path string) error {
+func EnsurePrivateFile(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("config: create %s: %w", path, err)

@@ -19,9 +19,10 @@ import (
 
 	"github.com/kmsgo/kmsgo/hsm"
 	"github.com/kmsgo/kmsgo/jobs"
-	"github.com/kmsgo/kmsgo/server/auth"
 	"github.com/kmsgo/kmsgo/server/config"
-	"github.com/kmsgo/kmsgo/server/httpapi"
+	"github.com/kmsgo/kmsgo/server/internal/auth"
+	"github.com/kmsgo/kmsgo/server/internal/httpapi"
+	"github.com/kmsgo/kmsgo/server/kmsd"
 )
 
 // Server is a running in-process kmsd.
@@ -31,7 +32,7 @@ type Server struct {
 	SecretAccessKey string
 	Region          string
 
-	App  *config.App
+	App  *kmsd.App
 	HTTP *httptest.Server
 }
 
@@ -75,7 +76,7 @@ func WithExtra(routes ...httpapi.Route) Option {
 }
 
 // WithJobs adds jobs to the server's scheduler next to the maintenance
-// jobs (config.Deps.Jobs): they run under the same lease and show in
+// jobs (kmsd.Deps.Jobs): they run under the same lease and show in
 // GET /v1/jobs, for testing the jobs routes with a job the test controls.
 func WithJobs(js ...jobs.Job) Option {
 	return func(o *options) { o.jobs = append(o.jobs, js...) }
@@ -97,7 +98,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		f(&c)
 	}
 	ctx := context.Background()
-	app, err := config.Open(ctx, c, config.Deps{DB: o.db, HSM: o.hsm, Extra: o.extra, Jobs: o.jobs}, o.log)
+	app, err := kmsd.Open(ctx, c, kmsd.Deps{DB: o.db, HSM: o.hsm, Extra: o.extra, Jobs: o.jobs}, o.log)
 	if err != nil {
 		t.Fatalf("kmstest: open: %v", err)
 	}

@@ -2,7 +2,7 @@
 // service. Every Go application, the starters and the kmsctl CLI talk to
 // kmsd through it.
 //
-// It follows the HTTP contract in server/httpapi/API.md: each request is
+// It follows the HTTP contract in server/internal/httpapi/API.md: each request is
 // signed with AWS Signature Version 4 (service "kms", default region
 // "local") over the host, X-Amz-Date, X-Amz-Content-Sha256 (the hex SHA-256
 // of the body) and, with Config.SendNonce, a fresh random X-Kms-Nonce.

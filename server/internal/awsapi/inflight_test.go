@@ -1,0 +1,59 @@
+package awsapi_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kmsgo/kmsgo/server/internal/awsapi"
+	"github.com/kmsgo/kmsgo/server/kmstest"
+)
+
+// TestMaxInFlight: beyond MaxInFlight concurrent requests the answer is
+// ThrottlingException, which SDKs retry with back-off.
+func TestMaxInFlight(t *testing.T) {
+	srv := kmstest.Start(t)
+	h, err := awsapi.New(awsapi.Options{KMS: srv.App.KMS, Auth: srv.App.Auth, Audit: srv.App.Audit, MaxInFlight: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newReq := func(body io.Reader) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/", body)
+		r.Header.Set("X-Amz-Target", "TrentService.ListKeys")
+		r.Header.Set("Content-Type", awsapi.ContentType)
+		return r
+	}
+	// The first request holds the only slot while its body is still arriving.
+	pr, pw := io.Pipe()
+	first := make(chan int)
+	go func() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, newReq(pr))
+		first <- w.Code
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, newReq(strings.NewReader("{}")))
+		if w.Code == http.StatusBadRequest && strings.Contains(w.Body.String(), `"__type":"ThrottlingException"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ThrottlingException while a request is in flight: %d %s", w.Code, w.Body.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pw.Close()
+	if code := <-first; code != http.StatusForbidden { // unsigned: MissingAuthenticationToken, after the slot
+		t.Fatalf("first request: %d", code)
+	}
+	// The slot is free again.
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, newReq(strings.NewReader("{}")))
+	if strings.Contains(w.Body.String(), "ThrottlingException") {
+		t.Fatalf("still throttled: %s", w.Body.String())
+	}
+}
