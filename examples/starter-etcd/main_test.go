@@ -139,7 +139,7 @@ func exampleFlow(t *testing.T, base, dbPath string, setGreeting func(string)) {
 	if err := raw.QueryRow("SELECT email FROM customers WHERE id = ?", c.ID).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(stored, "kms1:") || strings.Contains(stored, "ada") {
+	if !strings.HasPrefix(stored, "kms1:") || strings.Contains(stored, "ada@example.com") {
 		t.Fatalf("e-mail stored as %q", stored)
 	}
 	// Hot reload.
