@@ -524,6 +524,11 @@ func (s *Service) ListKeyVersions(ctx context.Context, keyID string) ([]KeyVersi
 	if err != nil {
 		return nil, err
 	}
+	// Hold the flush lock: a flush in progress has taken its counts out of
+	// memory but not yet stored them, and would otherwise be missing from
+	// both halves of the sum.
+	s.usage.flushMu.Lock()
+	defer s.usage.flushMu.Unlock()
 	vs, err := s.st.Versions(ctx, k.ID)
 	if err != nil {
 		return nil, err
