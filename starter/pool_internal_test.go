@@ -12,9 +12,27 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 )
 
+// walSet holds the database files openSQLite has switched to WAL.
+var walSet sync.Map
+
 func openSQLite(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_busy_timeout=10000")
+	// WAL is set once on the file (it persists), not by every new
+	// connection: "PRAGMA journal_mode=WAL" on a connection opened while
+	// another pool closes its last connection can fail with "database is
+	// locked" without waiting for the busy timeout, which is SQLite's
+	// behaviour, not the swap's.
+	if _, done := walSet.LoadOrStore(path, true); !done {
+		setup, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := setup.Exec("PRAGMA journal_mode=WAL"); err != nil {
+			t.Fatal(err)
+		}
+		_ = setup.Close()
+	}
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +113,13 @@ func TestSwapPoolStress(t *testing.T) {
 	path := filepath.Join(dir, "a.db")
 	p := newSwapPool(openSQLite(t, path))
 	var fails, calls atomic.Int64
+	var firstErr atomic.Value
+	fail := func(err error) {
+		fails.Add(1)
+		if err != nil {
+			firstErr.CompareAndSwap(nil, err.Error())
+		}
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 8 {
@@ -109,16 +134,18 @@ func TestSwapPoolStress(t *testing.T) {
 				}
 				var v int
 				if err := p.QueryRowContext(context.Background(), "SELECT 1").Scan(&v); err != nil || v != 1 {
-					fails.Add(1)
+					fail(err)
 				}
 				rows, err := p.QueryContext(context.Background(), "SELECT 1")
 				if err != nil {
-					fails.Add(1)
+					fail(err)
 				} else {
 					for rows.Next() {
 					}
-					if rows.Close() != nil || rows.Err() != nil {
-						fails.Add(1)
+					if err := rows.Close(); err != nil {
+						fail(err)
+					} else if err := rows.Err(); err != nil {
+						fail(err)
 					}
 				}
 				calls.Add(1)
@@ -138,7 +165,7 @@ func TestSwapPoolStress(t *testing.T) {
 	wg.Wait()
 	dwg.Wait()
 	if fails.Load() != 0 {
-		t.Fatalf("%d of %d calls failed across swaps", fails.Load(), calls.Load())
+		t.Fatalf("%d of %d calls failed across swaps, first: %v", fails.Load(), calls.Load(), firstErr.Load())
 	}
 	for i, g := range olds {
 		if g.db.Ping() == nil || g.db.Stats().OpenConnections != 0 {
