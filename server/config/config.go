@@ -192,10 +192,12 @@ type LimitsConfig struct {
 // JobsConfig schedules key maintenance (package jobs): destroying keys
 // whose deletion window ended, rotating keys whose rotation is due,
 // removing orphaned HSM objects. Schedules are cron specs in UTC ("@every
-// 1m", "0 3 * * *"); each job also runs once at start. The operations are
-// compare-and-swap and idempotent, so running them on every replica is
-// correct, only redundant; set Enabled false on all but some replicas to
-// save the extra scans (there is no leader election yet).
+// 1m", "0 3 * * *"); a period missed while no replica was up runs once at
+// start. Across replicas each job runs once per period: a lease row in the
+// database (jobs.Store) is taken by compare-and-swap and renewed while the
+// job runs, and a runner that dies loses it to the next. The operations
+// are compare-and-swap and idempotent too. GET /v1/jobs lists the jobs and
+// POST /v1/jobs/:name/run runs one now through the same lease.
 type JobsConfig struct {
 	// Enabled runs the maintenance jobs in this replica (default true).
 	Enabled         bool   `yaml:"enabled"`
