@@ -10,6 +10,7 @@ import (
 	"github.com/kmsgo/kmsgo/server/audit"
 	"github.com/kmsgo/kmsgo/server/config"
 	"github.com/kmsgo/kmsgo/server/internal/kms"
+	"github.com/kmsgo/kmsgo/server/internal/kmsdinternal"
 	"github.com/kmsgo/kmsgo/server/internal/store"
 	"github.com/kmsgo/kmsgo/server/kmsd"
 )
@@ -40,11 +41,11 @@ func TestAppRunsMaintenanceJobs(t *testing.T) {
 		t.Fatalf("jobs %v", got)
 	}
 
-	key, err := app.KMS.CreateKey(ctx, kms.CreateKeyInput{})
+	key, err := kmsdinternal.Of(app).KMS.CreateKey(ctx, kms.CreateKeyInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := app.KMS.ScheduleKeyDeletion(ctx, kms.ScheduleKeyDeletionInput{KeyID: key.KeyID, PendingWindowDays: 7}); err != nil {
+	if _, err := kmsdinternal.Of(app).KMS.ScheduleKeyDeletion(ctx, kms.ScheduleKeyDeletionInput{KeyID: key.KeyID, PendingWindowDays: 7}); err != nil {
 		t.Fatal(err)
 	}
 	// Move the deletion date into the past in the database (the App's

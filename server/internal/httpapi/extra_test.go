@@ -10,6 +10,7 @@ import (
 
 	"github.com/kmsgo/kmsgo/server/internal/httpapi"
 	"github.com/kmsgo/kmsgo/server/internal/kms"
+	"github.com/kmsgo/kmsgo/server/internal/kmsdinternal"
 	"github.com/kmsgo/kmsgo/server/kmstest"
 	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
@@ -51,17 +52,18 @@ func TestAliasInKeyPath(t *testing.T) {
 }
 
 // awsError is a stand-in protocol's error shape for TestExtraRoute.
-func awsError(status int, code, msg, reqID string) httpapi.Reply {
-	b, _ := json.Marshal(map[string]string{"__type": code + "Exception", "message": msg})
-	return httpapi.Reply{Status: status, ContentType: "application/x-amz-json-1.1", Body: b}
+func awsError(f httpapi.Failure) httpapi.Reply {
+	b, _ := json.Marshal(map[string]string{"__type": f.Code + "Exception", "message": f.Message})
+	return httpapi.Reply{Status: f.Status, ContentType: "application/x-amz-json-1.1", Body: b}
 }
 
-// TestExtraRoute: a route mounted through Options.Extra at POST / gets
+// TestExtraRoute: a route mounted through Options.Extra (at POST /extra: kmsd has POST /
+// for the AWS protocol) gets
 // kmsd's authentication, policy checks through the Call and a durable audit
 // record before its answer; errors use its own shape.
 func TestExtraRoute(t *testing.T) {
 	route := httpapi.Route{
-		Method: "POST", Path: "/", Summary: "test protocol",
+		Method: "POST", Path: "/extra", Summary: "test protocol",
 		Serve: func(c *httpapi.Call) (httpapi.Reply, error) {
 			var in struct{ KeyId, Plaintext string }
 			if err := json.Unmarshal(c.Body(), &in); err != nil {
@@ -84,19 +86,19 @@ func TestExtraRoute(t *testing.T) {
 		EncodeError: awsError,
 	}
 	srv := kmstest.Start(t, kmstest.WithExtra(route))
-	extraKMS = srv.App.KMS
+	extraKMS = kmsdinternal.Of(srv.App).KMS
 	id := createKey(t, srv, map[string]any{"alias": "alias/extra"})
 
-	resp, body := send(t, srv, "POST", "/", []byte(`{"KeyId":"alias/extra","Plaintext":"hi"}`), time.Now(), nil)
+	resp, body := send(t, srv, "POST", "/extra", []byte(`{"KeyId":"alias/extra","Plaintext":"hi"}`), time.Now(), nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(body), id) {
 		t.Fatalf("extra encrypt: %d %s", resp.StatusCode, body)
 	}
 	ak, sk := srv.CreateAccessKey(t, `{"statements":[{"effect":"Allow","actions":["kms:Decrypt"],"resources":["*"]}]}`)
-	st, body2 := srv.DoAs(t, ak, sk, "POST", "/", `{"KeyId":"alias/extra","Plaintext":"hi"}`)
+	st, body2 := srv.DoAs(t, ak, sk, "POST", "/extra", `{"KeyId":"alias/extra","Plaintext":"hi"}`)
 	if st != http.StatusForbidden || !strings.Contains(string(body2), `"__type":"AccessDeniedException"`) {
 		t.Fatalf("denied extra call: %d %s", st, body2)
 	}
-	req, _ := http.NewRequest("POST", srv.URL+"/", strings.NewReader(`{}`))
+	req, _ := http.NewRequest("POST", srv.URL+"/extra", strings.NewReader(`{}`))
 	unsigned, err := srv.HTTP.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +129,7 @@ func TestExtraRoute(t *testing.T) {
 	if err := srv.App.Audit.Close(); err != nil {
 		t.Fatal(err)
 	}
-	resp, body = send(t, srv, "POST", "/", []byte(`{"KeyId":"alias/extra","Plaintext":"hi"}`), time.Now(), nil)
+	resp, body = send(t, srv, "POST", "/extra", []byte(`{"KeyId":"alias/extra","Plaintext":"hi"}`), time.Now(), nil)
 	if resp.StatusCode != 503 || !strings.Contains(string(body), "AuditUnavailableException") || strings.Contains(string(body), "CiphertextBlob") {
 		t.Fatalf("extra call without audit: %d %s", resp.StatusCode, body)
 	}
