@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -213,7 +214,8 @@ func (h *Handler) Serve(x *httpapi.Call) (httpapi.Reply, error) {
 		return httpapi.Reply{}, h.failed(x, &Error{Type: ExcInternal, Message: "internal error", Cause: err})
 	}
 	x.OnDone(func() { hsm.Zero(b) }) // may hold base64 plaintext
-	return httpapi.Reply{ContentType: ContentType, Header: http.Header{HeaderRequestID: {x.RequestID()}}, Body: b}, nil
+	return httpapi.Reply{ContentType: ContentType, Body: b,
+		Header: http.Header{HeaderRequestID: {x.RequestID()}, "Content-Length": {strconv.Itoa(len(b))}}}, nil
 }
 
 // failed records an error's exception (and finer reason) in the audit
@@ -239,7 +241,7 @@ func (h *Handler) EncodeError(f httpapi.Failure) httpapi.Reply {
 	}
 	b, _ := json.Marshal(errorBody{Type: e.Type, Message: e.Message})
 	return httpapi.Reply{Status: e.Status(), ContentType: ContentType, Body: b,
-		Header: http.Header{HeaderErrorType: {e.Type}, HeaderRequestID: {f.RequestID}}}
+		Header: http.Header{HeaderErrorType: {e.Type}, HeaderRequestID: {f.RequestID}, "Content-Length": {strconv.Itoa(len(b))}}}
 }
 
 // routerError maps a refusal of the router (see httpapi.Failure) to its
