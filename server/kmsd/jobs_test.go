@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kmsgo/kmsgo/jobs"
+	"github.com/kmsgo/kmsgo/jobs/jobstest"
 	"github.com/kmsgo/kmsgo/server/audit"
 	"github.com/kmsgo/kmsgo/server/config"
 	"github.com/kmsgo/kmsgo/server/internal/kms"
@@ -95,7 +96,7 @@ func TestAppRunsMaintenanceJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed = true
-	waitGoroutines(t, base)
+	jobstest.SettleGoroutines(t, base)
 }
 
 // TestAppJobsDisabled: jobs.enabled false starts no scheduler.
@@ -122,18 +123,5 @@ func TestAppJobsDisabled(t *testing.T) {
 		if mf.GetName() == "kms_jobs_runs_total" {
 			t.Fatal("job metrics registered without jobs")
 		}
-	}
-}
-
-func waitGoroutines(t *testing.T, base int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("goroutines after Close: %d > %d\n%s", runtime.NumGoroutine(), base, buf)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
