@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -169,10 +168,8 @@ func (h *Handler) check(r *http.Request) error {
 // Serve answers one authenticated AWS KMS request (the Route's Serve). An
 // error is an *Error.
 func (h *Handler) Serve(x *httpapi.Call) (httpapi.Reply, error) {
-	op, perr := parseTarget(x.Request())
-	if perr != nil { // Check refused it already
-		return httpapi.Reply{}, h.failed(x, perr)
-	}
+	// Check accepted X-Amz-Target and Content-Type.
+	op := strings.TrimPrefix(x.Request().Header.Get("X-Amz-Target"), TargetPrefix)
 	x.SetDetail("operation", op)
 	c := &call{ctx: x.Context(), h: h, x: x, body: x.Body(), op: op}
 	defer func() {
@@ -214,8 +211,7 @@ func (h *Handler) Serve(x *httpapi.Call) (httpapi.Reply, error) {
 		return httpapi.Reply{}, h.failed(x, &Error{Type: ExcInternal, Message: "internal error", Cause: err})
 	}
 	x.OnDone(func() { hsm.Zero(b) }) // may hold base64 plaintext
-	return httpapi.Reply{ContentType: ContentType, Body: b,
-		Header: http.Header{HeaderRequestID: {x.RequestID()}, "Content-Length": {strconv.Itoa(len(b))}}}, nil
+	return httpapi.Reply{ContentType: ContentType, Body: b, Header: http.Header{HeaderRequestID: {x.RequestID()}}}, nil
 }
 
 // failed records an error's exception (and finer reason) in the audit
@@ -241,7 +237,7 @@ func (h *Handler) EncodeError(f httpapi.Failure) httpapi.Reply {
 	}
 	b, _ := json.Marshal(errorBody{Type: e.Type, Message: e.Message})
 	return httpapi.Reply{Status: e.Status(), ContentType: ContentType, Body: b,
-		Header: http.Header{HeaderErrorType: {e.Type}, HeaderRequestID: {f.RequestID}, "Content-Length": {strconv.Itoa(len(b))}}}
+		Header: http.Header{HeaderErrorType: {e.Type}, HeaderRequestID: {f.RequestID}}}
 }
 
 // routerError maps a refusal of the router (see httpapi.Failure) to its

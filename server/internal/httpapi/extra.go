@@ -2,10 +2,9 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -52,7 +51,7 @@ type Route struct {
 type Reply struct {
 	Status      int // default 200
 	ContentType string
-	Header      http.Header // more headers of the answer
+	Header      http.Header // more headers of the answer (Content-Length is set)
 	Body        []byte
 }
 
@@ -249,9 +248,6 @@ func (s *Server) failReply(rc *reqCtx, err error, code, msg string) Reply {
 	if code == kmsapi.CodeHSMUnavailable || code == kmsapi.CodeTooManyRequests {
 		rc.c.Header("Retry-After", "1")
 	}
-	if err == nil {
-		err = errors.New(strings.ToLower(code))
-	}
 	rep := rc.extra.EncodeError(Failure{Request: rc.c.Request, Err: err, Code: code, Status: status, Message: msg,
 		RequestID: rc.c.GetString(ctxRequestID)})
 	if rep.Status == 0 {
@@ -260,7 +256,7 @@ func (s *Server) failReply(rc *reqCtx, err error, code, msg string) Reply {
 	return rep
 }
 
-// writeReply writes an Extra route's answer.
+// writeReply writes an Extra route's answer, with its Content-Length.
 func writeReply(c *gin.Context, rep Reply) {
 	h := c.Writer.Header()
 	for k, vs := range rep.Header {
@@ -268,6 +264,7 @@ func writeReply(c *gin.Context, rep Reply) {
 			h.Add(k, v)
 		}
 	}
+	h.Set("Content-Length", strconv.Itoa(len(rep.Body)))
 	ct := rep.ContentType
 	if ct == "" {
 		ct = "application/json"
