@@ -147,17 +147,25 @@ func (s *spool) close() (spoolSeg, error) {
 // refuses every record from then on (a later frame could follow a torn one).
 var errSpoolBroken = errors.New("audit: spool file cannot be repaired")
 
-// readSpool decodes the frames of one segment. It stops at the first frame
-// that is torn (the file ends inside it) or does not decode, and reports
-// how many bytes it consumed and whether the rest was unreadable.
-func readSpool(r io.Reader) (recs []Record, bad bool, err error) {
+// readSpool decodes the frames of one segment. torn reports that the file
+// ends inside a frame (a write cut short by a crash of the OS); a complete
+// frame that does not decode is an error.
+func readSpool(r io.Reader) (recs []Record, torn bool, err error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, false, err
 	}
 	recs, rest := decodeSpool(b)
-	return recs, len(rest) > 0, nil
+	if len(rest) == 0 {
+		return recs, false, nil
+	}
+	if len(rest) < 4 || int(binary.BigEndian.Uint32(rest)) > len(rest)-4 {
+		return recs, true, nil
+	}
+	return recs, false, errBadFrame
 }
+
+var errBadFrame = errors.New("audit: a spool frame does not decode")
 
 // decodeSpool decodes frames from b until one does not decode; it returns
 // the records and the undecoded rest.
@@ -187,7 +195,7 @@ func decodeSpool(b []byte) ([]Record, []byte) {
 // Hash). It accepts exactly what canonical writes.
 func decodeCanonical(b []byte) (Record, error) {
 	var r Record
-	bad := errors.New("audit: bad spool frame")
+	bad := errBadFrame
 	str := func() (string, bool) {
 		if len(b) < 4 {
 			return "", false

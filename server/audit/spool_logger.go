@@ -51,6 +51,9 @@ func (l *Logger) recoverSpool(ctx context.Context) error {
 		}
 		recs, torn, err := readSpool(f)
 		_ = f.Close()
+		if errors.Is(err, errBadFrame) {
+			return fmt.Errorf("%w: spool segment %s: %v", ErrBadHead, p, err)
+		}
 		if err != nil {
 			return fmt.Errorf("%w: spool: %v", ErrUnavailable, err)
 		}
