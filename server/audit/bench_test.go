@@ -21,6 +21,7 @@ func BenchmarkAppend(b *testing.B) {
 	}{
 		{"group", audit.Config{}},
 		{"per-record", audit.Config{MaxBatch: 1}},
+		{"spool", audit.Config{SpoolDir: b.TempDir()}},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
@@ -118,18 +119,27 @@ func BenchmarkVerify(b *testing.B) {
 }
 
 // BenchmarkAppendSerial measures the latency of one Append with a single
-// caller on every configured dialect: one transaction per record, what a
-// request pays at concurrency 1.
+// caller on every configured dialect: one transaction per record (db), or
+// one spool write per record (spool), what a request pays at concurrency 1.
 func BenchmarkAppendSerial(b *testing.B) {
 	for _, d := range dbtest.Dialects(b) {
 		b.Run(d, func(b *testing.B) {
-			db := migrated(b, dbtest.Open(b, d))
-			l := newLogger(b, db, audit.Config{ReplicaID: "serial"})
-			rec := sample(1)
-			for b.Loop() {
-				if err := l.Append(context.Background(), rec); err != nil {
-					b.Fatal(err)
+			for _, spool := range []bool{false, true} {
+				name := "db"
+				cfg := audit.Config{ReplicaID: "serial"}
+				if spool {
+					name, cfg.SpoolDir = "spool", b.TempDir()
 				}
+				b.Run(name, func(b *testing.B) {
+					db := migrated(b, dbtest.Open(b, d))
+					l := newLogger(b, db, cfg)
+					rec := sample(1)
+					for b.Loop() {
+						if err := l.Append(context.Background(), rec); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
 			}
 		})
 	}

@@ -46,6 +46,24 @@ type Config struct {
 	// AllowBelowAnchor lets NewLogger resume a chain below its last anchor
 	// (after restoring a database backup on purpose); it is logged.
 	AllowBelowAnchor bool
+
+	// SpoolDir, when set, puts a local spool in front of the database: a
+	// group commit is one append of the batch to a file in SpoolDir (0600),
+	// after which Append returns (the records survive the process being
+	// killed), and a background writer moves spooled records into the
+	// database in large transactions. NewLogger first moves whatever an
+	// earlier process left in the spool into the database. The records of
+	// state changes (ResultIntent, and outcomes naming an intent in
+	// Details[DetailIntent]) are still committed to the database before
+	// Append returns, together with everything spooled before them. While the
+	// database refuses records (seen by the writer or by Probe), Append
+	// fails with ErrUnavailable. Readers (List, Verify, Export) first wait
+	// for the spool to drain (Flush). Use it where the database is itself
+	// a local file (SQLite): the spool then adds no failure domain.
+	SpoolDir string
+	// SpoolSync fsyncs every spool append before Append returns, so records
+	// also survive an OS crash or power loss.
+	SpoolSync bool
 }
 
 // Head identifies the newest record of one replica's chain. Stored outside
@@ -62,6 +80,9 @@ type Stats struct {
 	Batches  int64 `json:"batches"`   // transactions committed
 	Failed   int64 `json:"failed"`    // records whose batch failed
 	MaxBatch int   `json:"max_batch"` // largest batch committed
+	// DBBatches counts the transactions that moved spooled records into
+	// the database (Config.SpoolDir).
+	DBBatches int64 `json:"db_batches"`
 }
 
 // Logger appends records to one replica's chain with group commit. It is
@@ -105,6 +126,24 @@ type Logger struct {
 	anchorStop chan struct{} // closed by Close to stop the anchor goroutine
 	anchorDone chan struct{}
 	stopOnce   sync.Once
+
+	// Spool mode (Config.SpoolDir); sp and broken are leader state.
+	sp      *spool
+	broken  error       // a spool write that could not be cut back
+	dbMu    sync.Mutex  // serializes database inserts (writer, intent batches) and guards wargs and insert's statements
+	recheck atomic.Bool // a database insert failed: its outcome may be unknown
+	wargs   []any
+	blMu    sync.Mutex
+	backlog []Record   // spooled, not yet in the database, oldest first
+	segs    []spoolSeg // closed spool segments not yet removed
+	dbErr   error      // the database's last failure; nil when it takes records
+	// progress is closed and replaced whenever backlog shrinks or dbErr
+	// changes (Flush waits on it).
+	progress   chan struct{}
+	wake       chan struct{} // capacity 1: the backlog grew
+	writerStop chan struct{}
+	writerDone chan struct{}
+	writerOnce sync.Once
 }
 
 type pending struct {
@@ -169,6 +208,12 @@ func NewLogger(db *gorm.DB, cfg Config) (*Logger, error) {
 	if err := l.loadHead(ctx); err != nil {
 		l.wipe()
 		return nil, err
+	}
+	if cfg.SpoolDir != "" {
+		if err := l.startSpool(ctx); err != nil {
+			l.wipe()
+			return nil, err
+		}
 	}
 	if haveLast {
 		if err := l.checkAnchor(ctx, last); err != nil {
@@ -360,6 +405,9 @@ func (l *Logger) Close() error {
 		l.idle.Wait()
 	}
 	l.qmu.Unlock()
+	if l.sp != nil {
+		l.stopSpool()
+	}
 	l.stopped.Do(func() {
 		if l.one != nil {
 			_ = l.one.Close()
@@ -440,9 +488,14 @@ func (l *Logger) lead() {
 
 // commit writes batch in one transaction and answers every record in it.
 func (l *Logger) commit(batch []*pending) {
-	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
+	ctx, cancel := l.writeContext()
 	defer cancel()
-	err := l.write(ctx, batch)
+	var err error
+	if l.sp != nil {
+		err = l.spoolCommit(ctx, batch)
+	} else {
+		err = l.write(ctx, batch)
+	}
 	l.statMu.Lock()
 	if err != nil {
 		l.stats.Failed += int64(len(batch))
@@ -455,6 +508,19 @@ func (l *Logger) commit(batch []*pending) {
 	for _, p := range batch {
 		p.done <- err
 	}
+}
+
+// writeContext is the context of one database transaction. On SQLite it
+// has no deadline: a context that can end makes go-sqlite3 run every
+// statement on a goroutine of its own (a goroutine start and two switches
+// per statement, on the hot path of every request), and its interrupt
+// could not stop a blocked write anyway; waits for SQLite's lock are
+// bounded by the DSN's busy timeout.
+func (l *Logger) writeContext() (context.Context, context.CancelFunc) {
+	if l.db.Dialector.Name() == "sqlite" {
+		return context.Background(), func() {}
+	}
+	return context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
 }
 
 func (l *Logger) write(ctx context.Context, batch []*pending) error {

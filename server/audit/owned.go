@@ -5,6 +5,9 @@ import "context"
 // List returns one page of the records in the Logger's database (see the
 // package-level List).
 func (l *Logger) List(ctx context.Context, opts ListOptions) (Page, error) {
+	if err := l.Flush(ctx); err != nil {
+		return Page{}, err
+	}
 	return List(ctx, l.db, opts)
 }
 
@@ -22,6 +25,9 @@ func (l *Logger) VerifyWith(ctx context.Context, opts VerifyOptions) (Report, er
 	defer l.mu.RUnlock()
 	if l.closed {
 		return Report{}, ErrClosed
+	}
+	if err := l.Flush(ctx); err != nil {
+		return Report{}, err
 	}
 	if l.cfg.Anchors != nil {
 		local, err := l.cfg.Anchors.Anchors()
@@ -41,6 +47,9 @@ func (l *Logger) Export(ctx context.Context, replica string, after int64, limit 
 	defer l.mu.RUnlock()
 	if l.closed {
 		return Segment{}, ErrClosed
+	}
+	if err := l.Flush(ctx); err != nil {
+		return Segment{}, err
 	}
 	if after < 0 {
 		var err error

@@ -126,6 +126,14 @@ type AuditConfig struct {
 	// Sync is the audit guarantee (AuditSyncGroup, the default, or
 	// AuditSyncStrict); see AuditSyncGroup.
 	Sync string `yaml:"sync"`
+	// Spool puts a local append-only file in front of the audit table:
+	// AuditSpoolAuto (the default: on with SQLite, whose database is a
+	// local file too, off with MySQL and PostgreSQL, whose records should
+	// leave the machine before the answer), AuditSpoolOn or AuditSpoolOff.
+	// See AuditSyncGroup for what each combination guarantees.
+	Spool string `yaml:"spool"`
+	// SpoolDir holds the spool files (default <data_dir>/audit-spool).
+	SpoolDir string `yaml:"spool_dir"`
 
 	// AnchorFile receives this replica's signed chain heads (JSON lines,
 	// 0600), which the database cannot rewrite. Default
@@ -150,18 +158,47 @@ type AuditConfig struct {
 // Audit durability modes (audit.sync).
 //
 // With AuditSyncGroup every request is answered only after its audit
-// record is committed in a group-commit transaction, so every answered
-// request's record survives a kill -9 of kmsd; fsyncs are batched (on
-// SQLite: WAL with synchronous=NORMAL and a checkpoint at least every
-// second, so an OS crash or power loss may lose up to about a second of
-// records). With AuditSyncStrict the record is also fsynced before the
-// answer (SQLite synchronous=FULL): it survives power loss, at the cost of
-// an fsync per group commit. MySQL and PostgreSQL commits follow the
-// server's own durability settings in both modes.
+// record is durable against a kill -9 of kmsd, and fsyncs are batched:
+//   - with the spool (audit.spool, on by default with SQLite) the record is
+//     written to the spool file in the data directory with one write per
+//     group commit; a background writer moves spooled records into the
+//     database in large transactions, and the next start moves what a
+//     killed process left. Intent records of state changes are committed
+//     to the database before the change. The spool is fsynced with the
+//     database: SQLite runs WAL with synchronous=NORMAL and a checkpoint at
+//     least every second, so an OS crash or power loss may lose up to
+//     about a second of records;
+//   - without the spool the record is committed to the database in a
+//     group-commit transaction before the answer.
+//
+// With AuditSyncStrict the record is also fsynced before the answer (the
+// spool file, or SQLite with synchronous=FULL): it survives power loss, at
+// the cost of an fsync per group commit. MySQL and PostgreSQL commits
+// follow the server's own durability settings in both modes.
 const (
 	AuditSyncGroup  = "group"
 	AuditSyncStrict = "strict"
 )
+
+// Audit spool settings (audit.spool).
+const (
+	AuditSpoolAuto = "auto"
+	AuditSpoolOn   = "on"
+	AuditSpoolOff  = "off"
+)
+
+// AuditSpoolEnabled reports whether audit.spool turns the spool on for a
+// database of the given GORM dialect ("sqlite", "mysql", "postgres").
+func (c Config) AuditSpoolEnabled(dialect string) bool {
+	switch c.Audit.Spool {
+	case AuditSpoolOn:
+		return true
+	case AuditSpoolOff:
+		return false
+	default:
+		return dialect == "sqlite"
+	}
+}
 
 // KMSConfig tunes the key service.
 type KMSConfig struct {
@@ -375,6 +412,11 @@ func (c Config) Validate() error {
 	case "", AuditSyncGroup, AuditSyncStrict:
 	default:
 		return fmt.Errorf("%w: audit.sync must be group or strict", ErrInvalid)
+	}
+	switch c.Audit.Spool {
+	case "", AuditSpoolAuto, AuditSpoolOn, AuditSpoolOff:
+	default:
+		return fmt.Errorf("%w: audit.spool must be auto, on or off", ErrInvalid)
 	}
 	if !validSQLiteSync(c.Database.SQLiteSynchronous) {
 		return fmt.Errorf("%w: database.sqlite_synchronous must be full or normal", ErrInvalid)

@@ -176,7 +176,8 @@ func Open(ctx context.Context, c config.Config, deps Deps, log *slog.Logger) (_ 
 		return nil, err
 	}
 	if a.Audit, err = audit.NewLogger(a.DB, audit.Config{ReplicaID: replica, ChainKey: append([]byte(nil), chainKey...), MaxBatch: c.Audit.MaxBatch,
-		Anchors: anchors, AnchorInterval: c.Audit.AnchorInterval, AnchorLog: log.With("component", "audit"), AllowBelowAnchor: c.Audit.AllowBelowAnchor}); err != nil {
+		Anchors: anchors, AnchorInterval: c.Audit.AnchorInterval, AnchorLog: log.With("component", "audit"), AllowBelowAnchor: c.Audit.AllowBelowAnchor,
+		SpoolDir: spoolDir(c, a.DB.Dialector.Name()), SpoolSync: c.Audit.Sync == config.AuditSyncStrict}); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Audit.Close)
@@ -200,7 +201,7 @@ func Open(ctx context.Context, c config.Config, deps Deps, log *slog.Logger) (_ 
 		KMS:               a.KMS,
 		Auth:              a.Auth,
 		Audit:             a.Audit,
-		Ready:             readiness(db, backend),
+		Ready:             readiness(db, backend, a.Audit),
 		Logger:            log,
 		Registry:          a.Registry,
 		TrustedProxies:    c.TrustedProxies,
@@ -241,6 +242,14 @@ func withRootKeyLock(ctx context.Context, st *store.Store, fn func() error) func
 	}
 }
 
+// spoolDir is the audit spool directory, or "" when audit.spool is off.
+func spoolDir(c config.Config, dialect string) string {
+	if !c.AuditSpoolEnabled(dialect) {
+		return ""
+	}
+	return c.Path(c.Audit.SpoolDir, "audit-spool")
+}
+
 // readyCacheTTL is how long a readiness result is reused: the probes are
 // real operations (an HSM wrap under the root key, an audit insert rolled
 // back), so a busy /readyz must not turn into load.
@@ -249,7 +258,7 @@ const readyCacheTTL = time.Second
 // readiness returns the /readyz check: the HSM token and root key answer a
 // real wrap, and an audit record could be written now (audit.Probe). The
 // result is cached for readyCacheTTL.
-func readiness(db *gorm.DB, backend hsm.Backend) func(context.Context) error {
+func readiness(db *gorm.DB, backend hsm.Backend, al *audit.Logger) func(context.Context) error {
 	var mu sync.Mutex
 	var at time.Time
 	var last error
@@ -280,7 +289,7 @@ func readiness(db *gorm.DB, backend hsm.Backend) func(context.Context) error {
 			} else {
 				hsm.Zero(k)
 			}
-			if err := audit.Probe(ctx, db); err != nil {
+			if err := al.Probe(ctx); err != nil {
 				return fmt.Errorf("audit: %w", err)
 			}
 			return nil

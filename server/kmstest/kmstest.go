@@ -186,3 +186,16 @@ func (s *Server) DoAs(t testing.TB, accessKeyID, secret, method, path string, bo
 	}
 	return resp.StatusCode, out
 }
+
+// FlushAudit waits until every audit record the server has written is in
+// its database: with the audit spool (on by default with SQLite) records
+// reach the table in the background, so a test that reads
+// kms_audit_records directly calls this first. It fails the test on error.
+func (s *Server) FlushAudit(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.App.Audit.Flush(ctx); err != nil {
+		t.Fatalf("kmstest: flush audit: %v", err)
+	}
+}

@@ -29,6 +29,7 @@ func TestStateChangesAuditedIntentFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := aws.ToString(out.KeyMetadata.KeyId)
+		srv.FlushAudit(t)
 		page, err := audit.List(ctx, db, audit.ListOptions{Limit: audit.MaxListLimit, Action: "kms:CreateKey"})
 		if err != nil {
 			t.Fatal(err)

@@ -152,6 +152,7 @@ func TestStateChangeIntentThenOutcome(t *testing.T) {
 		var ak kmsapi.AccessKey
 		call(t, srv, "POST", "/v1/access-keys", map[string]any{"policy": json.RawMessage(adminPolicyJSON), "description": "intent test"}, 201, &ak)
 
+		srv.FlushAudit(t)
 		page, err := audit.List(context.Background(), db, audit.ListOptions{Limit: audit.MaxListLimit})
 		if err != nil {
 			t.Fatal(err)

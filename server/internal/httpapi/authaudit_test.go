@@ -29,6 +29,7 @@ func TestAuthFailuresAuditedRateLimited(t *testing.T) {
 	elapsed := time.Since(start)
 	var got int
 	after := ""
+	srv.FlushAudit(t)
 	for {
 		page, err := audit.List(context.Background(), srv.App.DB, audit.ListOptions{Limit: 1000, After: after, Action: httpapi.ActionAuthenticate})
 		if err != nil {

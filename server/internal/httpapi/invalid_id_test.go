@@ -34,6 +34,7 @@ func TestInvalidIDsAre400AndAudited(t *testing.T) {
 			resp, body := send(t, srv, "GET", c.path, nil, time.Now(), nil)
 			checkError(t, resp, body, http.StatusBadRequest, kmsapi.CodeValidation)
 		}
+		srv.FlushAudit(t)
 		page, err := audit.List(context.Background(), db, audit.ListOptions{Limit: 100})
 		if err != nil {
 			t.Fatal(err)
