@@ -14,7 +14,14 @@
 // outside the backend (SOFTWARE-protected master key versions, access-key
 // secrets).
 //
-// Encrypt returns a Sealed blob (see sealed.go): a format byte, a fresh random
-// 96-bit IV and the AES-GCM ciphertext with its tag. Both backends produce
-// and accept the same format.
+// Encrypt and Decrypt work on raw parts: Encrypt returns a Sealed value
+// holding a fresh random 96-bit IV and the AES-GCM ciphertext with its tag,
+// and Decrypt takes one; there is no format byte, so a caller builds its own
+// format (the kmsgo ciphertext blob) straight from the parts and hands back
+// the parts it parsed. Decrypt refuses parts of the wrong size (an IV other
+// than IVSize bytes, a ciphertext shorter than the tag) with ErrDecrypt like
+// any other failure. WrapKey and UnwrapKey keep the framed form (see
+// sealed.go: format byte || IV || ciphertext || tag), because that is what
+// kmsgo stores for wrapped key material. Both backends produce and accept
+// the same parts and the same framing.
 package hsm

@@ -7,9 +7,9 @@ import (
 	"github.com/kmsgo/kmsgo/hsm"
 )
 
-// ExampleParseSealed splits a Sealed blob (as returned by Backend.Encrypt)
-// into its IV and ciphertext, and shows that anything else is refused with
-// the one opaque decryption error.
+// ExampleParseSealed splits a framed blob (as returned by Backend.WrapKey
+// and stored by kmsgo) into its IV and ciphertext, and shows that anything
+// else is refused with the one opaque decryption error.
 func ExampleParseSealed() {
 	blob := hsm.Sealed{IV: make([]byte, hsm.IVSize), Ciphertext: make([]byte, 32+hsm.TagSize)}.Encode()
 	s, err := hsm.ParseSealed(blob)
@@ -20,6 +20,20 @@ func ExampleParseSealed() {
 	// Output:
 	// 61 12 48 <nil>
 	// true
+}
+
+// ExampleSealed_Check: Backend.Encrypt returns raw parts and
+// Backend.Decrypt takes them; parts of any other size are refused with the
+// one opaque decryption error.
+func ExampleSealed_Check() {
+	good := hsm.Sealed{IV: make([]byte, hsm.IVSize), Ciphertext: make([]byte, 5+hsm.TagSize)}
+	fmt.Println(good.Check())
+	shortIV := hsm.Sealed{IV: make([]byte, 8), Ciphertext: good.Ciphertext}
+	noTag := hsm.Sealed{IV: good.IV, Ciphertext: make([]byte, hsm.TagSize-1)}
+	fmt.Println(errors.Is(shortIV.Check(), hsm.ErrDecrypt), errors.Is(noTag.Check(), hsm.ErrDecrypt))
+	// Output:
+	// <nil>
+	// true true
 }
 
 // ExampleWrapAAD shows the domain separation between WrapKey and Encrypt

@@ -26,20 +26,27 @@ type Backend interface {
 
 	// Encrypt seals plaintext (at most 64 KiB) with AES-GCM under key id with
 	// a fresh random 96-bit IV and the given additional authenticated data.
-	// The result is a Sealed blob (format byte || IV || ciphertext || tag).
-	// Under the root key, an aad for which IsWrapAAD holds is refused.
-	Encrypt(ctx context.Context, id string, plaintext, aad []byte) ([]byte, error)
+	// The result is the raw parts: the IV (IVSize bytes) and the ciphertext
+	// followed by the TagSize-byte tag; no format byte (callers frame them
+	// in their own formats). Under the root key, an aad for which IsWrapAAD
+	// holds is refused.
+	Encrypt(ctx context.Context, id string, plaintext, aad []byte) (Sealed, error)
 
-	// Decrypt opens a blob produced by Encrypt under the same key id and AAD.
-	// Any authentication or format failure is ErrDecrypt.
-	Decrypt(ctx context.Context, id string, sealed, aad []byte) ([]byte, error)
+	// Decrypt opens the parts produced by Encrypt under the same key id and
+	// AAD. Any authentication failure and any part of the wrong size (see
+	// Sealed.Check) is ErrDecrypt. Decrypt does not modify s.
+	Decrypt(ctx context.Context, id string, s Sealed, aad []byte) ([]byte, error)
 
 	// WrapKey protects key material under the deployment's root key so it can
 	// be stored outside the backend. aad binds the material to its purpose
-	// (for example the master key id and version).
+	// (for example the master key id and version). The result is a framed
+	// Sealed blob (Sealed.Encode: format byte || IV || ciphertext || tag),
+	// the form kmsgo stores.
 	WrapKey(ctx context.Context, material, aad []byte) ([]byte, error)
 
-	// UnwrapKey reverses WrapKey. The caller must zero the result when done.
+	// UnwrapKey reverses WrapKey: it takes the framed blob (ParseSealed).
+	// Any failure to open it is ErrDecrypt. The caller must zero the result
+	// when done.
 	UnwrapKey(ctx context.Context, wrapped, aad []byte) ([]byte, error)
 
 	// Random returns n bytes from the backend's random number generator.

@@ -127,5 +127,44 @@ func FuzzParseSealed(f *testing.F) {
 		if got := s.Encode(); !bytes.Equal(got, in) {
 			t.Fatalf("Encode(ParseSealed(x)) = %x, want %x", got, in)
 		}
+		if err := s.Check(); err != nil {
+			t.Fatalf("ParseSealed accepted parts that fail Check: %v", err)
+		}
 	})
+}
+
+func TestSealedCheck(t *testing.T) {
+	iv := seq(hsm.IVSize, 1)
+	tests := []struct {
+		name string
+		in   hsm.Sealed
+		ok   bool
+	}{
+		{"empty plaintext", hsm.Sealed{IV: iv, Ciphertext: seq(hsm.TagSize, 0)}, true},
+		{"largest", hsm.Sealed{IV: iv, Ciphertext: make([]byte, hsm.MaxCiphertext)}, true},
+		{"zero value", hsm.Sealed{}, false},
+		{"no IV", hsm.Sealed{Ciphertext: seq(hsm.TagSize, 0)}, false},
+		{"11-byte IV", hsm.Sealed{IV: iv[:11], Ciphertext: seq(hsm.TagSize, 0)}, false},
+		{"13-byte IV", hsm.Sealed{IV: seq(13, 0), Ciphertext: seq(hsm.TagSize, 0)}, false},
+		{"ciphertext one byte short of a tag", hsm.Sealed{IV: iv, Ciphertext: seq(hsm.TagSize-1, 0)}, false},
+		{"ciphertext one byte too long", hsm.Sealed{IV: iv, Ciphertext: make([]byte, hsm.MaxCiphertext+1)}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.in.Check()
+			if tc.ok != (err == nil) {
+				t.Fatalf("Check = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, hsm.ErrDecrypt) {
+				t.Fatalf("Check error %v does not match ErrDecrypt", err)
+			}
+		})
+	}
+	// Whatever ParseSealed accepts passes Check, at both size limits.
+	for _, n := range []int{hsm.SealedOverhead, hsm.MaxSealedSize} {
+		s, err := hsm.ParseSealed(blob(hsm.SealedV1, iv, make([]byte, n-hsm.SealedHeader)))
+		if err != nil || s.Check() != nil {
+			t.Errorf("%d-byte blob: ParseSealed %v, Check %v", n, err, s.Check())
+		}
+	}
 }

@@ -24,7 +24,8 @@ const (
 	// MaxIDLen is the longest key id accepted, in bytes.
 	MaxIDLen = 128
 	// MaxPlaintext is the largest plaintext Encrypt and WrapKey accept: the
-	// most that still gives a blob hsm.ParseSealed accepts.
+	// most that still gives parts Decrypt accepts and a framed blob
+	// hsm.ParseSealed accepts.
 	MaxPlaintext = hsm.MaxSealedSize - hsm.SealedOverhead
 	// MaxRandom is the largest n Random accepts.
 	MaxRandom = 1 << 20
@@ -88,8 +89,17 @@ func newAEAD(raw []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block) // standard 12-byte nonce, 16-byte tag
 }
 
-// seal returns the hsm.Sealed blob SealedV1 || iv || AES-GCM(plaintext, aad).
-// Callers pass a fresh random iv; tests pass known-answer ivs.
+// sealParts returns the raw parts iv, AES-GCM(plaintext, aad) in one
+// allocation. Callers pass a fresh random iv; tests pass known-answer ivs.
+func sealParts(a cipher.AEAD, iv, plaintext, aad []byte) hsm.Sealed {
+	buf := make([]byte, hsm.IVSize, hsm.IVSize+len(plaintext)+hsm.TagSize)
+	copy(buf, iv)
+	ct := a.Seal(buf[hsm.IVSize:], buf[:hsm.IVSize], plaintext, aad)
+	return hsm.Sealed{IV: buf[:hsm.IVSize:hsm.IVSize], Ciphertext: ct}
+}
+
+// seal returns the framed blob SealedV1 || iv || AES-GCM(plaintext, aad)
+// that key files and WrapKey store.
 func seal(a cipher.AEAD, iv, plaintext, aad []byte) []byte {
 	out := make([]byte, hsm.SealedHeader, hsm.SealedOverhead+len(plaintext))
 	out[0] = hsm.SealedV1
@@ -97,19 +107,29 @@ func seal(a cipher.AEAD, iv, plaintext, aad []byte) []byte {
 	return a.Seal(out, out[1:hsm.SealedHeader], plaintext, aad)
 }
 
-// sealRandom seals under a fresh random 96-bit IV.
-func sealRandom(a cipher.AEAD, plaintext, aad []byte) ([]byte, error) {
+// randomIV returns a fresh random 96-bit IV.
+func randomIV() ([hsm.IVSize]byte, error) {
 	var iv [hsm.IVSize]byte
 	if _, err := rand.Read(iv[:]); err != nil {
-		return nil, fmt.Errorf("%w: random IV: %v", hsm.ErrUnavailable, err)
+		return iv, fmt.Errorf("%w: random IV: %v", hsm.ErrUnavailable, err)
+	}
+	return iv, nil
+}
+
+// sealRandom seals under a fresh random IV and frames the result.
+func sealRandom(a cipher.AEAD, plaintext, aad []byte) ([]byte, error) {
+	iv, err := randomIV()
+	if err != nil {
+		return nil, err
 	}
 	return seal(a, iv[:], plaintext, aad), nil
 }
 
-// open reverses seal. Every failure is hsm.ErrDecrypt and nothing more.
-func open(a cipher.AEAD, blob, aad []byte) ([]byte, error) {
-	s, err := hsm.ParseSealed(blob)
-	if err != nil {
+// openParts reverses sealParts. Every failure, parts of the wrong size
+// included, is hsm.ErrDecrypt and nothing more.
+func openParts(a cipher.AEAD, s hsm.Sealed, aad []byte) ([]byte, error) {
+	if s.Check() != nil {
+		// Checked before Open: crypto/cipher panics on a wrong nonce size.
 		return nil, hsm.ErrDecrypt
 	}
 	pt, err := a.Open(nil, s.IV, s.Ciphertext, aad)
@@ -120,6 +140,16 @@ func open(a cipher.AEAD, blob, aad []byte) ([]byte, error) {
 		pt = []byte{}
 	}
 	return pt, nil
+}
+
+// open reverses seal (a framed blob). Every failure is hsm.ErrDecrypt and
+// nothing more.
+func open(a cipher.AEAD, blob, aad []byte) ([]byte, error) {
+	s, err := hsm.ParseSealed(blob)
+	if err != nil {
+		return nil, hsm.ErrDecrypt
+	}
+	return openParts(a, s, aad)
 }
 
 func keyFileAAD(id string) []byte {
@@ -453,29 +483,34 @@ func reservedRootAAD(id string, aad []byte) bool {
 }
 
 // Encrypt seals plaintext (at most MaxPlaintext bytes) under key id with a
-// fresh random IV and returns an hsm.Sealed blob.
-func (b *Backend) Encrypt(ctx context.Context, id string, plaintext, aad []byte) ([]byte, error) {
+// fresh random IV and returns the raw parts (IV and ciphertext || tag).
+func (b *Backend) Encrypt(ctx context.Context, id string, plaintext, aad []byte) (hsm.Sealed, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return hsm.Sealed{}, err
 	}
 	if len(plaintext) > MaxPlaintext {
-		return nil, fmt.Errorf("%w: plaintext longer than %d bytes", hsm.ErrInvalidArgument, MaxPlaintext)
+		return hsm.Sealed{}, fmt.Errorf("%w: plaintext longer than %d bytes", hsm.ErrInvalidArgument, MaxPlaintext)
 	}
 	if reservedRootAAD(id, aad) {
-		return nil, fmt.Errorf("%w: reserved AAD prefix for the root key", hsm.ErrInvalidArgument)
+		return hsm.Sealed{}, fmt.Errorf("%w: reserved AAD prefix for the root key", hsm.ErrInvalidArgument)
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	k, err := b.lookup(id)
 	if err != nil {
-		return nil, err
+		return hsm.Sealed{}, err
 	}
-	return sealRandom(k.aead, plaintext, aad)
+	iv, err := randomIV()
+	if err != nil {
+		return hsm.Sealed{}, err
+	}
+	return sealParts(k.aead, iv[:], plaintext, aad), nil
 }
 
-// Decrypt opens a blob produced by Encrypt under key id with the same aad.
-// Every authentication or format failure is hsm.ErrDecrypt.
-func (b *Backend) Decrypt(ctx context.Context, id string, sealed, aad []byte) ([]byte, error) {
+// Decrypt opens the parts produced by Encrypt under key id with the same
+// aad. Every authentication failure and every part of the wrong size is
+// hsm.ErrDecrypt.
+func (b *Backend) Decrypt(ctx context.Context, id string, sealed hsm.Sealed, aad []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -488,7 +523,7 @@ func (b *Backend) Decrypt(ctx context.Context, id string, sealed, aad []byte) ([
 	if reservedRootAAD(id, aad) {
 		return nil, hsm.ErrDecrypt
 	}
-	return open(k.aead, sealed, aad)
+	return openParts(k.aead, sealed, aad)
 }
 
 // lookup must be called with b.mu held.

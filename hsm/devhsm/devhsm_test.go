@@ -79,7 +79,7 @@ func TestPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs := map[string][]byte{}
+	blobs := map[string]hsm.Sealed{}
 	for _, id := range ids {
 		if err := b.GenerateKey(ctx, id, 256); err != nil {
 			t.Fatalf("GenerateKey(%q): %v", id, err)
@@ -278,7 +278,11 @@ func TestRootKeyReservedAAD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Decrypt(ctx, hsm.RootKeyID, wrapped, hsm.WrapAAD([]byte("cmk"))); !errors.Is(err, hsm.ErrDecrypt) {
+	parts, err := hsm.ParseSealed(wrapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Decrypt(ctx, hsm.RootKeyID, parts, hsm.WrapAAD([]byte("cmk"))); !errors.Is(err, hsm.ErrDecrypt) {
 		t.Errorf("Decrypt(root) with the wrap AAD opened wrapped material: %v", err)
 	}
 	// Ordinary AAD under the root key works.
@@ -311,7 +315,20 @@ func TestLimits(t *testing.T) {
 		{"Encrypt MaxPlaintext", func() error {
 			blob, err := b.Encrypt(ctx, "k", make([]byte, devhsm.MaxPlaintext), nil)
 			if err == nil {
-				_, err = hsm.ParseSealed(blob)
+				err = blob.Check() // the largest parts Decrypt accepts
+			}
+			if err == nil {
+				_, err = hsm.ParseSealed(blob.Encode()) // and framed, the largest blob
+			}
+			if err == nil {
+				_, err = b.Decrypt(ctx, "k", blob, nil)
+			}
+			return err
+		}, nil},
+		{"WrapKey MaxPlaintext", func() error {
+			w, err := b.WrapKey(ctx, make([]byte, devhsm.MaxPlaintext), nil)
+			if err == nil {
+				_, err = b.UnwrapKey(ctx, w, nil)
 			}
 			return err
 		}, nil},

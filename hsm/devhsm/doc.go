@@ -12,7 +12,9 @@
 //	<dir>/keys/           mode 0700
 //	<dir>/keys/<id>.key   one file per key, mode 0600: the key material
 //	                      sealed (AES-256-GCM) under the root key, bound to
-//	                      its id; <id> is the base64url encoding of the id
+//	                      its id, in the framed hsm.Sealed layout that
+//	                      WrapKey also returns; <id> is the base64url
+//	                      encoding of the id
 //
 // Open creates root.key from crypto/rand when it is missing and refuses to
 // start when root.key, keys/ or a key file is readable by group or others,

@@ -35,7 +35,7 @@ func ExampleOpen() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("blob bytes:", len(blob), "=", len("card 4111"), "+", hsm.SealedOverhead)
+	fmt.Println("IV bytes:", len(blob.IV), "ciphertext bytes:", len(blob.Ciphertext), "=", len("card 4111"), "+", hsm.TagSize)
 
 	plain, err := b.Decrypt(ctx, "orders-cmk/v1", blob, aad)
 	fmt.Printf("decrypted: %s %v\n", plain, err)
@@ -46,7 +46,7 @@ func ExampleOpen() {
 	ids, _ := b.ListKeys(ctx, "orders-")
 	fmt.Println("keys:", ids)
 	// Output:
-	// blob bytes: 38 = 9 + 29
+	// IV bytes: 12 ciphertext bytes: 25 = 9 + 16
 	// decrypted: card 4111 <nil>
 	// wrong AAD is ErrDecrypt: true
 	// keys: [orders-cmk/v1]

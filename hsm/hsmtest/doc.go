@@ -18,6 +18,12 @@
 // creates has an id under a random per-run prefix, so backends returned by
 // newBackend may share one token; the suite destroys its keys when done.
 //
+// Encrypt output is checked as raw parts (an IV of hsm.IVSize bytes and
+// ciphertext || tag, interoperable with crypto/cipher), and Decrypt must
+// refuse every tampered byte and every part of the wrong size (IVs of 0 to
+// 255 bytes, short or oversized ciphertexts, a framed blob passed as parts)
+// with exactly hsm.ErrDecrypt, never a panic or another error.
+//
 // Requirements on newBackend: it returns a ready backend whose root key
 // (hsm.RootKeyID, used by WrapKey/UnwrapKey) exists, and Close must be safe to
 // call twice (the suite closes one backend itself). newBackend is called a

@@ -146,21 +146,20 @@ func (s *suite) testImportKey(t *testing.T, b hsm.Backend) {
 		aead := localGCM(t, material)
 		pt, aad := []byte("imported key interop"), []byte("aad")
 
-		blob, err := b.Encrypt(ctx, id, pt, aad)
+		sealed, err := b.Encrypt(ctx, id, pt, aad)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sealed, err := hsm.ParseSealed(blob)
-		if err != nil {
-			t.Fatalf("ParseSealed(Encrypt output): %v", err)
+		if err := sealed.Check(); err != nil {
+			t.Fatalf("Encrypt output fails Check: %v", err)
 		}
 		got, err := aead.Open(nil, sealed.IV, sealed.Ciphertext, aad)
 		if err != nil || !bytes.Equal(got, pt) {
-			t.Fatalf("crypto/aes cannot open the backend's blob under the imported key: %q, %v", got, err)
+			t.Fatalf("crypto/aes cannot open the backend's parts under the imported key: %q, %v", got, err)
 		}
 
 		iv := pattern(hsm.IVSize)
-		local := hsm.Sealed{IV: iv, Ciphertext: aead.Seal(nil, iv, pt, aad)}.Encode()
+		local := hsm.Sealed{IV: iv, Ciphertext: aead.Seal(nil, iv, pt, aad)}
 		got, err = b.Decrypt(ctx, id, local, aad)
 		if err != nil || !bytes.Equal(got, pt) {
 			t.Fatalf("backend cannot open a crypto/aes blob under the imported key: %q, %v", got, err)
@@ -272,25 +271,41 @@ func (s *suite) testRoundTrip(t *testing.T, b hsm.Backend) {
 				if err != nil {
 					t.Fatalf("%s: Encrypt: %v", name, err)
 				}
-				if len(blob) != size+hsm.SealedOverhead {
-					t.Errorf("%s: blob is %d bytes, want %d", name, len(blob), size+hsm.SealedOverhead)
+				if len(blob.IV) != hsm.IVSize || len(blob.Ciphertext) != size+hsm.TagSize {
+					t.Errorf("%s: parts are IV %d and ciphertext %d bytes, want %d and %d", name, len(blob.IV), len(blob.Ciphertext), hsm.IVSize, size+hsm.TagSize)
 				}
-				sealed, err := hsm.ParseSealed(blob)
-				if err != nil {
-					t.Fatalf("%s: ParseSealed: %v", name, err)
+				if err := blob.Check(); err != nil {
+					t.Fatalf("%s: Encrypt output fails Check: %v", name, err)
 				}
-				if !bytes.Equal(sealed.Encode(), blob) {
-					t.Errorf("%s: blob is not in canonical Sealed encoding", name)
+				if size >= 16 && bytes.Contains(blob.Ciphertext, pt) {
+					t.Errorf("%s: ciphertext contains the plaintext", name)
 				}
-				if size >= 16 && bytes.Contains(blob, pt) {
-					t.Errorf("%s: blob contains the plaintext", name)
+				// The parts are independent: growing the IV (as a caller
+				// framing them might) leaves the ciphertext alone.
+				ct := bytes.Clone(blob.Ciphertext)
+				_ = append(blob.IV, bytes.Repeat([]byte{0xee}, hsm.TagSize)...)
+				if !bytes.Equal(blob.Ciphertext, ct) {
+					t.Fatalf("%s: appending to the IV overwrote the ciphertext", name)
 				}
+				iv := bytes.Clone(blob.IV)
 				got, err := b.Decrypt(ctx, id, blob, aad)
 				if err != nil {
 					t.Fatalf("%s: Decrypt: %v", name, err)
 				}
 				if !bytes.Equal(got, pt) {
 					t.Errorf("%s: Decrypt = %x, want %x", name, got, pt)
+				}
+				if !bytes.Equal(blob.IV, iv) || !bytes.Equal(blob.Ciphertext, ct) {
+					t.Errorf("%s: Decrypt modified its input", name)
+				}
+				// The framed form (what WrapKey stores) carries the same
+				// parts: parsing it gives parts that open.
+				framed, err := hsm.ParseSealed(blob.Encode())
+				if err != nil {
+					t.Fatalf("%s: ParseSealed(Encode(parts)): %v", name, err)
+				}
+				if got, err := b.Decrypt(ctx, id, framed, aad); err != nil || !bytes.Equal(got, pt) {
+					t.Errorf("%s: Decrypt of the parts of the framed form = %x, %v", name, got, err)
 				}
 				// nil and empty AAD are the same AAD.
 				if len(aad) == 0 {
@@ -305,61 +320,76 @@ func (s *suite) testRoundTrip(t *testing.T, b hsm.Backend) {
 	wantErr(t, "Encrypt under a missing key", err, hsm.ErrKeyNotFound)
 }
 
-// testTamper changes every byte region of a blob (format byte, each IV byte,
-// each ciphertext byte, each tag byte), truncates and extends it, and uses a
-// wrong AAD and a wrong key: every attempt must fail with exactly ErrDecrypt.
+// testTamper changes every byte of the parts (each IV byte, each ciphertext
+// byte, each tag byte), truncates and extends them, gives parts of every
+// wrong size, and uses a wrong AAD and a wrong key: every attempt must fail
+// with exactly ErrDecrypt (never a panic, never another error).
 func (s *suite) testTamper(t *testing.T, b hsm.Backend) {
 	ctx := context.Background()
 	id, other := s.id("tamper"), s.id("tamper-other")
 	mustGenerate(t, b, id, 256)
 	mustGenerate(t, b, other, 256)
 	pt, aad := pattern(32), []byte("tenant=42")
-	blob, err := b.Encrypt(ctx, id, pt, aad)
+	sealed, err := b.Encrypt(ctx, id, pt, aad)
 	if err != nil {
 		t.Fatal(err)
 	}
-	region := func(i int) string {
-		switch {
-		case i == 0:
-			return "format byte"
-		case i < hsm.SealedHeader:
-			return "IV"
-		case i < len(blob)-hsm.TagSize:
-			return "ciphertext"
-		default:
-			return "tag"
-		}
-	}
-	mustFail := func(what string, blob, aad []byte, key string) {
+	iv, ct := sealed.IV, sealed.Ciphertext
+	mustFail := func(what string, s hsm.Sealed, aad []byte, key string) {
 		t.Helper()
-		got, err := b.Decrypt(ctx, key, blob, aad)
-		if !errors.Is(err, hsm.ErrDecrypt) {
-			t.Errorf("%s: Decrypt = %x, %v; want ErrDecrypt", what, got, err)
+		got, err := b.Decrypt(ctx, key, s, aad)
+		if err != hsm.ErrDecrypt { //nolint:errorlint // exactly the opaque error
+			t.Errorf("%s: Decrypt = %x, %v; want ErrDecrypt itself", what, got, err)
 		}
 		if got != nil {
 			t.Errorf("%s: Decrypt returned data with its error", what)
 		}
 	}
-	for i := range blob {
+	for i := range iv {
 		for _, mask := range []byte{0x01, 0x80, 0xff} {
-			bad := bytes.Clone(blob)
+			bad := bytes.Clone(iv)
 			bad[i] ^= mask
-			mustFail(fmt.Sprintf("byte %d (%s) ^ %#x", i, region(i), mask), bad, aad, id)
+			mustFail(fmt.Sprintf("IV byte %d ^ %#x", i, mask), hsm.Sealed{IV: bad, Ciphertext: ct}, aad, id)
 		}
 	}
-	for n := range len(blob) {
-		mustFail(fmt.Sprintf("truncated to %d bytes", n), blob[:n], aad, id)
+	for i := range ct {
+		region := "ciphertext"
+		if i >= len(ct)-hsm.TagSize {
+			region = "tag"
+		}
+		for _, mask := range []byte{0x01, 0x80, 0xff} {
+			bad := bytes.Clone(ct)
+			bad[i] ^= mask
+			mustFail(fmt.Sprintf("ciphertext byte %d (%s) ^ %#x", i, region, mask), hsm.Sealed{IV: iv, Ciphertext: bad}, aad, id)
+		}
 	}
-	mustFail("extra byte appended", append(bytes.Clone(blob), 0), aad, id)
-	mustFail("nil blob", nil, aad, id)
-	mustFail("wrong AAD", blob, []byte("tenant=43"), id)
-	mustFail("AAD with different case", blob, []byte("Tenant=42"), id)
-	mustFail("AAD missing", blob, nil, id)
-	mustFail("AAD extended", blob, append(bytes.Clone(aad), 0), id)
-	mustFail("wrong key id", blob, aad, other)
-	// The untouched blob still opens.
-	if got, err := b.Decrypt(ctx, id, blob, aad); err != nil || !bytes.Equal(got, pt) {
-		t.Fatalf("original blob no longer decrypts: %v", err)
+	for n := range len(ct) {
+		mustFail(fmt.Sprintf("ciphertext truncated to %d bytes", n), hsm.Sealed{IV: iv, Ciphertext: ct[:n]}, aad, id)
+	}
+	mustFail("extra ciphertext byte", hsm.Sealed{IV: iv, Ciphertext: append(bytes.Clone(ct), 0)}, aad, id)
+	// IVs of every wrong size, including one that starts with the right IV.
+	for _, n := range []int{0, 1, 8, hsm.IVSize - 1, hsm.IVSize + 1, 16, 32, 255} {
+		bad := make([]byte, n)
+		copy(bad, iv)
+		mustFail(fmt.Sprintf("%d-byte IV", n), hsm.Sealed{IV: bad, Ciphertext: ct}, aad, id)
+	}
+	mustFail("nil IV", hsm.Sealed{Ciphertext: ct}, aad, id)
+	mustFail("nil ciphertext", hsm.Sealed{IV: iv}, aad, id)
+	mustFail("zero Sealed", hsm.Sealed{}, aad, id)
+	mustFail("oversized ciphertext", hsm.Sealed{IV: iv, Ciphertext: make([]byte, hsm.MaxCiphertext+1)}, aad, id)
+	// The framed form is not the parts: a format byte in front is refused.
+	framed := sealed.Encode()
+	mustFail("framed blob as ciphertext", hsm.Sealed{IV: iv, Ciphertext: framed}, aad, id)
+	mustFail("IV shifted by the format byte", hsm.Sealed{IV: framed[:hsm.IVSize], Ciphertext: framed[hsm.IVSize:]}, aad, id)
+	mustFail("IV and ciphertext swapped", hsm.Sealed{IV: ct[:hsm.IVSize], Ciphertext: append(bytes.Clone(iv), ct[hsm.IVSize:]...)}, aad, id)
+	mustFail("wrong AAD", sealed, []byte("tenant=43"), id)
+	mustFail("AAD with different case", sealed, []byte("Tenant=42"), id)
+	mustFail("AAD missing", sealed, nil, id)
+	mustFail("AAD extended", sealed, append(bytes.Clone(aad), 0), id)
+	mustFail("wrong key id", sealed, aad, other)
+	// The untouched parts still open.
+	if got, err := b.Decrypt(ctx, id, sealed, aad); err != nil || !bytes.Equal(got, pt) {
+		t.Fatalf("original parts no longer decrypt: %v", err)
 	}
 }
 
@@ -386,13 +416,16 @@ func (s *suite) testUniqueIVs(t *testing.T, b hsm.Backend) {
 					errs[w] = fmt.Errorf("Encrypt #%d: %w", i, err)
 					return
 				}
-				ct := blob[hsm.SealedHeader:]
-				if bytes.Equal(ct, prevCT) {
+				if len(blob.IV) != hsm.IVSize {
+					errs[w] = fmt.Errorf("encryption #%d gave a %d-byte IV", i, len(blob.IV))
+					return
+				}
+				if bytes.Equal(blob.Ciphertext, prevCT) {
 					errs[w] = fmt.Errorf("encryption #%d gave the same ciphertext as the previous one", i)
 					return
 				}
-				prevCT = ct
-				out = append(out, [hsm.IVSize]byte(blob[1:hsm.SealedHeader]))
+				prevCT = blob.Ciphertext
+				out = append(out, [hsm.IVSize]byte(blob.IV))
 			}
 			ivs[w] = out
 		}()
@@ -457,12 +490,16 @@ func (s *suite) testWrapKey(t *testing.T, b hsm.Backend) {
 		wantErr(t, "UnwrapKey of a truncated blob", err, hsm.ErrDecrypt)
 
 		// Domain separation: wrapped material is not ordinary root-key data.
-		_, err = b.Decrypt(ctx, hsm.RootKeyID, wrapped, aad)
+		parts, err := hsm.ParseSealed(wrapped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.Decrypt(ctx, hsm.RootKeyID, parts, aad)
 		wantErr(t, "Decrypt(root) of a wrapped blob with the raw aad", err, hsm.ErrDecrypt)
 		// ...and Encrypt under the root key cannot forge a wrapped blob.
 		_, err = b.Encrypt(ctx, hsm.RootKeyID, pattern(32), hsm.WrapAAD(aad))
 		wantErr(t, "Encrypt(root) with a reserved wrap aad", err, hsm.ErrInvalidArgument)
-		_, err = b.Decrypt(ctx, hsm.RootKeyID, wrapped, hsm.WrapAAD(aad))
+		_, err = b.Decrypt(ctx, hsm.RootKeyID, parts, hsm.WrapAAD(aad))
 		wantErr(t, "Decrypt(root) with a reserved wrap aad", err, hsm.ErrDecrypt)
 	}
 	// Ciphertext from a data key does not unwrap.
@@ -472,7 +509,7 @@ func (s *suite) testWrapKey(t *testing.T, b hsm.Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.UnwrapKey(ctx, blob, []byte("x"))
+	_, err = b.UnwrapKey(ctx, blob.Encode(), []byte("x"))
 	wantErr(t, "UnwrapKey of data encrypted under another key", err, hsm.ErrDecrypt)
 }
 

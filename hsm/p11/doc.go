@@ -13,9 +13,12 @@
 // and CKA_EXTRACTABLE false, identified by CKA_ID and CKA_LABEL equal to the
 // caller's id. Encrypt uses CKM_AES_GCM with a fresh 96-bit IV from
 // crypto/rand for every call (read back from the mechanism parameters, since
-// some HSMs substitute their own) and a 128-bit tag; the result is an
-// hsm.Sealed blob. WrapKey/UnwrapKey are AES-GCM under the root key with
-// hsm.WrapAAD, so they work on tokens that cannot wrap with GCM (SoftHSM).
+// some HSMs substitute their own) and a 128-bit tag; the result is the raw
+// parts (hsm.Sealed: IV and ciphertext || tag), and Decrypt refuses parts of
+// any other size with hsm.ErrDecrypt before a session is taken.
+// WrapKey/UnwrapKey are AES-GCM under the root key with hsm.WrapAAD and
+// return/take the framed hsm.Sealed blob, so they work on tokens that cannot
+// wrap with GCM (SoftHSM).
 //
 // Faults: device errors, lost sessions, a finalized module or a lost login
 // flip the Backend to unavailable. Calls then fail at once with an error

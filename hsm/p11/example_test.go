@@ -42,7 +42,7 @@ func ExampleOpen() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println("sealed blob bytes:", len(blob), "=", len(dataKey), "+", hsm.SealedOverhead)
+	fmt.Println("IV bytes:", len(blob.IV), "ciphertext bytes:", len(blob.Ciphertext), "=", len(dataKey), "+", hsm.TagSize)
 
 	plain, err := b.Decrypt(ctx, "cmk-1/v1", blob, aad)
 	if err != nil {
@@ -55,7 +55,7 @@ func ExampleOpen() {
 	_, err = b.Decrypt(ctx, "cmk-1/v1", blob, []byte("cmk=other"))
 	fmt.Println("wrong context:", err)
 	// Output:
-	// sealed blob bytes: 61 = 32 + 29
+	// IV bytes: 12 ciphertext bytes: 48 = 32 + 16
 	// round trip ok: true
 	// wrong context: hsm: decryption failed
 }

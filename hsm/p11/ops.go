@@ -317,22 +317,22 @@ func vanished(err error) bool {
 }
 
 // Encrypt seals plaintext under key id with AES-GCM, a fresh random 96-bit
-// IV and aad. The result is an hsm.Sealed blob.
-func (b *Backend) Encrypt(ctx context.Context, id string, plaintext, aad []byte) ([]byte, error) {
+// IV and aad. The result is the raw parts (IV and ciphertext || tag).
+func (b *Backend) Encrypt(ctx context.Context, id string, plaintext, aad []byte) (hsm.Sealed, error) {
 	if err := checkID(id); err != nil {
-		return nil, err
+		return hsm.Sealed{}, err
 	}
 	if id == b.cfg.RootKeyID && hsm.IsWrapAAD(aad) {
-		return nil, fmt.Errorf("%w: AAD prefix reserved for WrapKey", hsm.ErrInvalidArgument)
+		return hsm.Sealed{}, fmt.Errorf("%w: AAD prefix reserved for WrapKey", hsm.ErrInvalidArgument)
 	}
 	return b.encrypt(ctx, "encrypt", id, plaintext, aad)
 }
 
-func (b *Backend) encrypt(ctx context.Context, op, id string, plaintext, aad []byte) ([]byte, error) {
+func (b *Backend) encrypt(ctx context.Context, op, id string, plaintext, aad []byte) (hsm.Sealed, error) {
 	if len(plaintext) > maxPlaintext {
-		return nil, fmt.Errorf("%w: plaintext longer than %d bytes", hsm.ErrInvalidArgument, maxPlaintext)
+		return hsm.Sealed{}, fmt.Errorf("%w: plaintext longer than %d bytes", hsm.ErrInvalidArgument, maxPlaintext)
 	}
-	var out []byte
+	var out hsm.Sealed
 	err := b.with(ctx, op, func(s pkcs11.SessionHandle) error {
 		return b.withKey(s, id, func(h pkcs11.ObjectHandle) error {
 			var err error
@@ -340,36 +340,39 @@ func (b *Backend) encrypt(ctx context.Context, op, id string, plaintext, aad []b
 			return err
 		})
 	})
-	return out, err
+	if err != nil {
+		return hsm.Sealed{}, err
+	}
+	return out, nil
 }
 
-func (b *Backend) gcmSeal(s pkcs11.SessionHandle, h pkcs11.ObjectHandle, plaintext, aad []byte) ([]byte, error) {
+func (b *Backend) gcmSeal(s pkcs11.SessionHandle, h pkcs11.ObjectHandle, plaintext, aad []byte) (hsm.Sealed, error) {
 	iv := make([]byte, hsm.IVSize)
 	if _, err := rand.Read(iv); err != nil {
-		return nil, fmt.Errorf("p11: random IV: %w", err)
+		return hsm.Sealed{}, fmt.Errorf("p11: random IV: %w", err)
 	}
 	params := pkcs11.NewGCMParams(iv, aad, hsm.TagSize*8)
 	defer params.Free()
 	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}
 	p := b.mod.ctx
 	if err := p.EncryptInit(s, mech, h); err != nil {
-		return nil, err
+		return hsm.Sealed{}, err
 	}
 	ct, err := p.Encrypt(s, plaintext)
 	if err != nil {
-		return nil, err
+		return hsm.Sealed{}, err
 	}
 	used := params.IV() // the HSM may have substituted its own IV
 	if len(used) != hsm.IVSize || len(ct) != len(plaintext)+hsm.TagSize {
-		return nil, fmt.Errorf("p11: unexpected AES-GCM output (IV %d bytes, ciphertext %d bytes)", len(used), len(ct))
+		return hsm.Sealed{}, fmt.Errorf("p11: unexpected AES-GCM output (IV %d bytes, ciphertext %d bytes)", len(used), len(ct))
 	}
-	return hsm.Sealed{IV: used, Ciphertext: ct}.Encode(), nil
+	return hsm.Sealed{IV: used, Ciphertext: ct}, nil
 }
 
-// Decrypt opens a blob made by Encrypt under key id with aad. Every
-// authentication or format failure is hsm.ErrDecrypt; a missing key is
-// hsm.ErrKeyNotFound.
-func (b *Backend) Decrypt(ctx context.Context, id string, sealed, aad []byte) ([]byte, error) {
+// Decrypt opens the parts made by Encrypt under key id with aad. Every
+// authentication failure and every part of the wrong size is
+// hsm.ErrDecrypt; a missing key is hsm.ErrKeyNotFound.
+func (b *Backend) Decrypt(ctx context.Context, id string, sealed hsm.Sealed, aad []byte) ([]byte, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -379,13 +382,14 @@ func (b *Backend) Decrypt(ctx context.Context, id string, sealed, aad []byte) ([
 	return b.decrypt(ctx, "decrypt", id, sealed, aad)
 }
 
-func (b *Backend) decrypt(ctx context.Context, op, id string, sealed, aad []byte) ([]byte, error) {
-	sb, err := hsm.ParseSealed(sealed)
-	if err != nil {
+// decrypt opens sb. Parts of the wrong size are refused before any session
+// is taken: a module must never see an IV or tag length the caller chose.
+func (b *Backend) decrypt(ctx context.Context, op, id string, sb hsm.Sealed, aad []byte) ([]byte, error) {
+	if sb.Check() != nil {
 		return nil, hsm.ErrDecrypt
 	}
 	var out []byte
-	err = b.with(ctx, op, func(s pkcs11.SessionHandle) error {
+	err := b.with(ctx, op, func(s pkcs11.SessionHandle) error {
 		err := b.withKey(s, id, func(h pkcs11.ObjectHandle) error {
 			params := pkcs11.NewGCMParams(sb.IV, aad, hsm.TagSize*8)
 			defer params.Free()
@@ -426,12 +430,20 @@ func (b *Backend) WrapKey(ctx context.Context, material, aad []byte) ([]byte, er
 		return nil, fmt.Errorf("%w: empty key material", hsm.ErrInvalidArgument)
 	}
 	out, err := b.encrypt(ctx, "wrap key", b.cfg.RootKeyID, material, hsm.WrapAAD(aad))
-	return out, b.rootErr("wrap key", err)
+	if err != nil {
+		return nil, b.rootErr("wrap key", err)
+	}
+	return out.Encode(), nil
 }
 
-// UnwrapKey reverses WrapKey. The caller must hsm.Zero the result.
+// UnwrapKey reverses WrapKey (a framed blob). The caller must hsm.Zero the
+// result.
 func (b *Backend) UnwrapKey(ctx context.Context, wrapped, aad []byte) ([]byte, error) {
-	out, err := b.decrypt(ctx, "unwrap key", b.cfg.RootKeyID, wrapped, hsm.WrapAAD(aad))
+	sb, err := hsm.ParseSealed(wrapped)
+	if err != nil {
+		return nil, hsm.ErrDecrypt
+	}
+	out, err := b.decrypt(ctx, "unwrap key", b.cfg.RootKeyID, sb, hsm.WrapAAD(aad))
 	return out, b.rootErr("unwrap key", err)
 }
 

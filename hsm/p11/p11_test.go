@@ -177,19 +177,18 @@ func TestRoundTripInterop(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			blob, err := b.Encrypt(bg, "k", tc.pt, tc.aad)
+			sb, err := b.Encrypt(bg, "k", tc.pt, tc.aad)
 			if err != nil {
 				t.Fatal(err)
 			}
-			sb, err := hsm.ParseSealed(blob)
-			if err != nil {
+			if err := sb.Check(); err != nil {
 				t.Fatal(err)
 			}
 			got, err := aead.Open(nil, sb.IV, sb.Ciphertext, tc.aad)
 			if err != nil || !bytes.Equal(got, tc.pt) {
 				t.Fatalf("crypto/cipher cannot open the HSM blob: %v", err)
 			}
-			got, err = b.Decrypt(bg, "k", blob, tc.aad)
+			got, err = b.Decrypt(bg, "k", sb, tc.aad)
 			if err != nil || !bytes.Equal(got, tc.pt) {
 				t.Fatalf("Decrypt: %v", err)
 			}
@@ -211,23 +210,40 @@ func TestTamperIsErrDecrypt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flip := func(i int) []byte { c := bytes.Clone(blob); c[i] ^= 0x01; return c }
+	flipIV := func(i int) hsm.Sealed {
+		c := bytes.Clone(blob.IV)
+		c[i] ^= 0x01
+		return hsm.Sealed{IV: c, Ciphertext: blob.Ciphertext}
+	}
+	flipCT := func(i int) hsm.Sealed {
+		c := bytes.Clone(blob.Ciphertext)
+		c[i] ^= 0x01
+		return hsm.Sealed{IV: blob.IV, Ciphertext: c}
+	}
+	withIV := func(iv []byte) hsm.Sealed { return hsm.Sealed{IV: iv, Ciphertext: blob.Ciphertext} }
+	withCT := func(ct []byte) hsm.Sealed { return hsm.Sealed{IV: blob.IV, Ciphertext: ct} }
+	framed := blob.Encode()
 	tests := []struct {
 		name string
 		id   string
-		blob []byte
+		blob hsm.Sealed
 		aad  []byte
 	}{
-		{"format byte", "k", flip(0), aad},
-		{"IV first byte", "k", flip(1), aad},
-		{"IV last byte", "k", flip(hsm.SealedHeader - 1), aad},
-		{"ciphertext", "k", flip(hsm.SealedHeader + 3), aad},
-		{"tag", "k", flip(len(blob) - 1), aad},
+		{"IV first byte", "k", flipIV(0), aad},
+		{"IV last byte", "k", flipIV(hsm.IVSize - 1), aad},
+		{"ciphertext", "k", flipCT(3), aad},
+		{"tag", "k", flipCT(len(blob.Ciphertext) - 1), aad},
 		{"AAD", "k", blob, []byte("tenant=2")},
 		{"AAD dropped", "k", blob, nil},
-		{"truncated", "k", blob[:len(blob)-1], aad},
-		{"too short", "k", blob[:hsm.SealedOverhead-1], aad},
-		{"empty", "k", nil, aad},
+		{"truncated", "k", withCT(blob.Ciphertext[:len(blob.Ciphertext)-1]), aad},
+		{"shorter than a tag", "k", withCT(blob.Ciphertext[:hsm.TagSize-1]), aad},
+		{"no ciphertext", "k", withCT(nil), aad},
+		{"11-byte IV", "k", withIV(blob.IV[:hsm.IVSize-1]), aad},
+		{"13-byte IV", "k", withIV(append(bytes.Clone(blob.IV), 0)), aad},
+		{"16-byte IV", "k", withIV(append(bytes.Clone(blob.IV), 0, 0, 0, 0)), aad},
+		{"no IV", "k", withIV(nil), aad},
+		{"framed blob as parts", "k", hsm.Sealed{IV: framed[:hsm.IVSize], Ciphertext: framed[hsm.IVSize:]}, aad},
+		{"empty", "k", hsm.Sealed{}, aad},
 		{"wrong key", "other", blob, aad},
 	}
 	for _, tc := range tests {
@@ -267,9 +283,12 @@ func TestErrors(t *testing.T) {
 		{"generate long id", func() error { return b.GenerateKey(bg, string(make([]byte, 256)), 256) }, hsm.ErrInvalidArgument},
 		{"import 24 bytes", func() error { return b.ImportKey(bg, "x", make([]byte, 24)) }, hsm.ErrInvalidArgument},
 		{"encrypt empty id", func() error { _, err := b.Encrypt(bg, "", []byte("x"), nil); return err }, hsm.ErrInvalidArgument},
-		{"decrypt empty id", func() error { _, err := b.Decrypt(bg, "", make([]byte, 40), nil); return err }, hsm.ErrInvalidArgument},
+		{"decrypt empty id", func() error {
+			_, err := b.Decrypt(bg, "", hsm.Sealed{IV: make([]byte, hsm.IVSize), Ciphertext: make([]byte, 28)}, nil)
+			return err
+		}, hsm.ErrInvalidArgument},
 		{"decrypt missing key", func() error {
-			_, err := b.Decrypt(bg, "missing", append([]byte{hsm.SealedV1}, make([]byte, 40)...), nil)
+			_, err := b.Decrypt(bg, "missing", hsm.Sealed{IV: make([]byte, hsm.IVSize), Ciphertext: make([]byte, 28)}, nil)
 			return err
 		}, hsm.ErrKeyNotFound},
 		{"encrypt missing key", func() error { _, err := b.Encrypt(bg, "missing", []byte("x"), nil); return err }, hsm.ErrKeyNotFound},
@@ -387,13 +406,20 @@ func TestWrapUnwrap(t *testing.T) {
 		call func() error
 	}{
 		{"wrong aad", func() error { _, err := b.UnwrapKey(bg, wrapped, []byte("cmk=7/v=2")); return err }},
-		{"decrypt under root with raw aad", func() error { _, err := b.Decrypt(bg, hsm.RootKeyID, wrapped, aad); return err }},
+		{"decrypt under root with raw aad", func() error {
+			parts, err := hsm.ParseSealed(wrapped)
+			if err != nil {
+				return err
+			}
+			_, err = b.Decrypt(bg, hsm.RootKeyID, parts, aad)
+			return err
+		}},
 		{"unwrap of root-key data", func() error {
 			blob, err := b.Encrypt(bg, hsm.RootKeyID, material, aad)
 			if err != nil {
 				return err
 			}
-			_, err = b.UnwrapKey(bg, blob, aad)
+			_, err = b.UnwrapKey(bg, blob.Encode(), aad)
 			return err
 		}},
 	}

@@ -141,6 +141,7 @@ type Logger struct {
 	// changes (Flush waits on it).
 	progress   chan struct{}
 	wake       chan struct{} // capacity 1: the backlog grew
+	urgent     chan struct{} // capacity 1: Flush waits, do not linger
 	writerStop chan struct{}
 	writerDone chan struct{}
 	writerOnce sync.Once

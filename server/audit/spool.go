@@ -39,7 +39,7 @@ const (
 	spoolInsertBatch = 512
 	// spoolLinger is how long the database writer waits for a small backlog
 	// to grow before inserting it (fewer, larger transactions at low load).
-	spoolLinger = 2 * time.Millisecond
+	spoolLinger = 10 * time.Millisecond
 )
 
 // spoolSeg is a closed segment and the highest seq it holds.

@@ -29,6 +29,7 @@ func (l *Logger) startSpool(ctx context.Context) error {
 	}
 	l.progress = make(chan struct{})
 	l.wake = make(chan struct{}, 1)
+	l.urgent = make(chan struct{}, 1)
 	l.writerStop, l.writerDone = make(chan struct{}), make(chan struct{})
 	go l.dbWriter()
 	return nil
@@ -324,12 +325,15 @@ func (l *Logger) dbWriter() {
 				return
 			}
 		}
-		if n < spoolInsertBatch/8 && !failing {
-			// Let a small backlog grow a little: at low load this turns a
-			// transaction per request into one per few milliseconds.
+		if n < spoolInsertBatch/2 && !failing {
+			// Let a small backlog grow: fewer, larger transactions (each
+			// costs SQLite page writes and the runtime a thread handoff).
+			// Flush cuts the wait short.
 			linger.Reset(spoolLinger)
 			select {
 			case <-linger.C:
+			case <-l.urgent:
+				linger.Stop()
 			case <-l.writerStop:
 				linger.Stop()
 			}
@@ -448,6 +452,10 @@ func (l *Logger) Flush(ctx context.Context) error {
 		return nil
 	}
 	target := l.Head().Seq
+	select {
+	case l.urgent <- struct{}{}:
+	default:
+	}
 	for {
 		l.blMu.Lock()
 		done := len(l.backlog) == 0 || l.backlog[0].Seq > target

@@ -16,7 +16,9 @@
 // preceded by a durable intent record (httpapi.Call.WriteIntent; no
 // intent: the request fails with DependencyTimeoutException and nothing
 // changes), as on /v1. Ciphertext blobs are the core's own format, so a
-// blob made through /v1 decrypts here and the reverse.
+// blob made through /v1 decrypts here and the reverse; Decrypt and
+// ReEncrypt parse the blob once (to find the key to authorize and to match
+// KeyId/SourceKeyId) and hand the parsed value to the core.
 //
 // Key references are what AWS accepts: a key id, "alias/<name>", a key ARN
 // (arn:aws:kms:<region>:<account>:key/<id>) or an alias ARN

@@ -1,11 +1,9 @@
 package awsapi
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/kmsgo/kmsgo/hsm"
-	"github.com/kmsgo/kmsgo/server/internal/ciphertext"
 	"github.com/kmsgo/kmsgo/server/internal/kms"
 )
 
@@ -71,26 +69,30 @@ func (h *Handler) encrypt(c *call, in *encryptInput) (any, error) {
 	return encryptOutput{CiphertextBlob: out.CiphertextBlob, KeyID: h.arns.Key(out.KeyID), EncryptionAlgorithm: symmetricDefault}, nil
 }
 
-// ciphertextKey finds the key inside blob and authorizes action on it. A
-// blob that does not parse or names no existing key is the opaque
+// ciphertextKey parses blob, the one parse of the request (the core gets
+// the parsed value), finds the key inside it and authorizes action on it.
+// A blob that does not parse or names no existing key is the opaque
 // InvalidCiphertextException. named, when set, is the caller's KeyId
-// parameter (given is its name for messages): it must resolve to the
-// ciphertext's key, else IncorrectKeyException.
-func (c *call) ciphertextKey(blob []byte, named, param, action string) (*kms.KeyMetadata, error) {
+// parameter (param is its name for messages): it must resolve to the
+// ciphertext's key, else IncorrectKeyException; this is the only check of
+// it (the core is not asked again).
+func (c *call) ciphertextKey(blob []byte, named, param, action string) (*kms.KeyMetadata, kms.Ciphertext, error) {
 	if len(blob) == 0 {
-		return nil, validationErr("CiphertextBlob is required")
+		return nil, kms.Ciphertext{}, validationErr("CiphertextBlob is required")
 	}
 	if len(blob) > 6144 {
-		return nil, validationErr("CiphertextBlob must be at most 6144 bytes")
+		return nil, kms.Ciphertext{}, validationErr("CiphertextBlob must be at most 6144 bytes")
 	}
-	b, err := ciphertext.Parse(blob)
-	if err != nil {
-		reason := kms.ReasonMalformed
-		if errors.Is(err, ciphertext.ErrUnknownFormat) {
-			reason = kms.ReasonUnknownFormat
-		}
-		return nil, &Error{Type: ExcInvalidCiphertext, Message: "the ciphertext could not be decrypted", Cause: err, Reason: reason}
+	ct := kms.ParseCiphertext(blob)
+	md, err := c.ciphertextMetadata(ct, named, param, action)
+	return md, ct, err
+}
+
+func (c *call) ciphertextMetadata(ct kms.Ciphertext, named, param, action string) (*kms.KeyMetadata, error) {
+	if err := ct.Err(); err != nil {
+		return nil, &Error{Type: ExcInvalidCiphertext, Message: "the ciphertext could not be decrypted", Cause: err, Reason: kms.ReasonCode(err)}
 	}
+	keyID := ct.KeyID()
 	if named != "" {
 		ref, err := c.h.arns.ParseKeyRef(named, true)
 		if err != nil {
@@ -100,14 +102,14 @@ func (c *call) ciphertextKey(blob []byte, named, param, action string) (*kms.Key
 		if err != nil {
 			return nil, notFound(named, err)
 		}
-		if want.KeyID != b.KeyID {
+		if want.KeyID != keyID {
 			c.resources = appendUnique(c.resources, resources(want)...)
 			e := awsErr(ExcIncorrectKey, "the key in %s does not match the key that encrypted the ciphertext", param)
 			e.Reason = kms.ReasonKeyMismatch
 			return nil, e
 		}
 	}
-	md, err := c.h.describe(c.ctx, b.KeyID)
+	md, err := c.h.describe(c.ctx, keyID)
 	if err != nil {
 		if e := toAWS(err); e.Type == ExcNotFound {
 			return nil, &Error{Type: ExcInvalidCiphertext, Message: "the ciphertext could not be decrypted", Cause: err, Reason: kms.ReasonKeyNotFound}
@@ -130,14 +132,15 @@ func (h *Handler) decrypt(c *call, in *decryptInput) (any, error) {
 	if err := refuseGrants(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	k, err := c.ciphertextKey(in.CiphertextBlob, in.KeyID, "KeyId", c.action)
+	k, ct, err := c.ciphertextKey(in.CiphertextBlob, in.KeyID, "KeyId", c.action)
 	if err != nil {
 		return nil, err
 	}
 	if in.DryRun {
 		return nil, c.dryRun(k)
 	}
-	out, err := h.o.KMS.Decrypt(c.ctx, kms.DecryptInput{CiphertextBlob: in.CiphertextBlob, EncryptionContext: in.EncryptionContext, KeyID: k.KeyID})
+	// ct is the parse ciphertextKey made; KeyId was matched there.
+	out, err := h.o.KMS.DecryptCiphertext(c.ctx, ct, in.EncryptionContext, "")
 	if err != nil {
 		return nil, c.stateError(err, k.KeyID)
 	}
@@ -162,7 +165,7 @@ func (h *Handler) reEncrypt(c *call, in *reEncryptInput) (any, error) {
 	if in.DestinationKeyID == "" {
 		return nil, validationErr("DestinationKeyId is required")
 	}
-	src, err := c.ciphertextKey(in.CiphertextBlob, in.SourceKeyID, "SourceKeyId", "kms:ReEncryptFrom")
+	src, ct, err := c.ciphertextKey(in.CiphertextBlob, in.SourceKeyID, "SourceKeyId", "kms:ReEncryptFrom")
 	if err != nil {
 		return nil, err
 	}
@@ -173,9 +176,10 @@ func (h *Handler) reEncrypt(c *call, in *reEncryptInput) (any, error) {
 	if in.DryRun {
 		return nil, c.dryRun(src, dst)
 	}
-	out, err := h.o.KMS.ReEncrypt(c.ctx, kms.ReEncryptInput{
-		CiphertextBlob: in.CiphertextBlob, SourceEncryptionContext: in.SourceEncryptionContext, SourceKeyID: src.KeyID,
-		DestinationKeyID: dst.KeyID, DestinationEncryptionContext: in.DestinationEncryptionContext,
+	// ct is the parse ciphertextKey made; SourceKeyId was matched there.
+	out, err := h.o.KMS.ReEncryptCiphertext(c.ctx, ct, kms.ReEncryptInput{
+		SourceEncryptionContext: in.SourceEncryptionContext,
+		DestinationKeyID:        dst.KeyID, DestinationEncryptionContext: in.DestinationEncryptionContext,
 	})
 	if err != nil {
 		return nil, c.stateError(err, src.KeyID, dst.KeyID)

@@ -3,6 +3,7 @@ package ciphertext
 import (
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 )
 
 // Format and size limits of a v1 blob.
@@ -43,10 +44,24 @@ func ValidKeyID(id string) bool {
 
 // Header returns the authenticated header bytes of b (format, key id, version).
 func (b Blob) Header() []byte {
-	out := make([]byte, 0, 2+len(b.KeyID)+4)
+	return b.appendHeader(make([]byte, 0, b.headerLen()))
+}
+
+func (b Blob) headerLen() int { return 2 + len(b.KeyID) + 4 }
+
+func (b Blob) appendHeader(out []byte) []byte {
 	out = append(out, FormatV1, byte(len(b.KeyID)))
 	out = append(out, b.KeyID...)
 	return binary.BigEndian.AppendUint32(out, b.KeyVersion)
+}
+
+// AAD returns AAD(b.Header(), canonicalContext) in one allocation.
+func (b Blob) AAD(canonicalContext []byte) []byte {
+	out := make([]byte, 0, len(aadDomain)+4+b.headerLen()+len(canonicalContext))
+	out = append(out, aadDomain...)
+	out = binary.BigEndian.AppendUint32(out, uint32(b.headerLen()))
+	out = b.appendHeader(out)
+	return append(out, canonicalContext...)
 }
 
 // Validate checks every field against the format rules.
@@ -69,15 +84,22 @@ func (b Blob) Encode() ([]byte, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, 2+len(b.KeyID)+4+IVSize+len(b.Sealed))
-	out = append(out, b.Header()...)
+	out := make([]byte, 0, b.headerLen()+IVSize+len(b.Sealed))
+	out = b.appendHeader(out)
 	out = append(out, b.IV...)
 	return append(out, b.Sealed...), nil
 }
 
+// parseHook, when set, sees the input of every Parse call. Only tests set
+// it (export_test.go), to prove that a request's blob is parsed once.
+var parseHook atomic.Pointer[func(raw []byte)]
+
 // Parse splits raw into its fields. It fails with ErrUnknownFormat or
 // ErrMalformed; a successful parse re-encodes to exactly raw.
 func Parse(raw []byte) (Blob, error) {
+	if h := parseHook.Load(); h != nil {
+		(*h)(raw)
+	}
 	if len(raw) == 0 {
 		return Blob{}, fmt.Errorf("%w: empty", ErrMalformed)
 	}

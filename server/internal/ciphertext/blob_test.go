@@ -221,3 +221,24 @@ func decodeContext(t *testing.T, b []byte) map[string]string {
 	}
 	return m
 }
+
+// TestBlobAAD: Blob.AAD (one allocation) is exactly AAD(Header(), context),
+// so blobs made before it existed keep authenticating.
+func TestBlobAAD(t *testing.T) {
+	b := sample()
+	for _, cc := range [][]byte{nil, {0, 0, 0, 0}, []byte("\x00\x00\x00\x01\x00\x00\x00\x01a\x00\x00\x00\x01b")} {
+		want := ciphertext.AAD(b.Header(), cc)
+		if got := b.AAD(cc); !bytes.Equal(got, want) {
+			t.Fatalf("Blob.AAD = %x, want %x", got, want)
+		}
+	}
+	other := b
+	other.KeyVersion++
+	if bytes.Equal(other.AAD(nil), b.AAD(nil)) {
+		t.Fatal("the version is not in the AAD")
+	}
+	cc := []byte("ctx")
+	if n := testing.AllocsPerRun(10, func() { _ = b.AAD(cc) }); n != 1 {
+		t.Errorf("Blob.AAD makes %v allocations, want 1", n)
+	}
+}

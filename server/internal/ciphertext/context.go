@@ -45,12 +45,15 @@ func CanonicalContext(ctx map[string]string) ([]byte, error) {
 	return out, nil
 }
 
+// aadDomain starts every AAD: it separates kmsgo ciphertexts from any other
+// use of a key.
+const aadDomain = "kmsgo/ciphertext/v1\x00"
+
 // AAD returns the additional authenticated data for a blob: a domain
 // separator, the blob header and the canonical context.
 func AAD(header, canonicalContext []byte) []byte {
-	const domain = "kmsgo/ciphertext/v1\x00"
-	out := make([]byte, 0, len(domain)+4+len(header)+len(canonicalContext))
-	out = append(out, domain...)
+	out := make([]byte, 0, len(aadDomain)+4+len(header)+len(canonicalContext))
+	out = append(out, aadDomain...)
 	out = binary.BigEndian.AppendUint32(out, uint32(len(header)))
 	out = append(out, header...)
 	return append(out, canonicalContext...)

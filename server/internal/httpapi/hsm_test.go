@@ -54,14 +54,14 @@ func (f *faultyHSM) err() error {
 	return nil
 }
 
-func (f *faultyHSM) Encrypt(ctx context.Context, id string, pt, aad []byte) ([]byte, error) {
+func (f *faultyHSM) Encrypt(ctx context.Context, id string, pt, aad []byte) (hsm.Sealed, error) {
 	if err := f.err(); err != nil {
-		return nil, err
+		return hsm.Sealed{}, err
 	}
 	return f.Backend.Encrypt(ctx, id, pt, aad)
 }
 
-func (f *faultyHSM) Decrypt(ctx context.Context, id string, ct, aad []byte) ([]byte, error) {
+func (f *faultyHSM) Decrypt(ctx context.Context, id string, ct hsm.Sealed, aad []byte) ([]byte, error) {
 	if err := f.err(); err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ type slowHSM struct {
 	release chan struct{}
 }
 
-func (s *slowHSM) Encrypt(ctx context.Context, id string, pt, aad []byte) ([]byte, error) {
+func (s *slowHSM) Encrypt(ctx context.Context, id string, pt, aad []byte) (hsm.Sealed, error) {
 	if id != hsm.RootKeyID {
 		s.entered <- struct{}{}
 		<-s.release

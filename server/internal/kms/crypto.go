@@ -41,8 +41,10 @@ func (s *Service) encryptWith(ctx context.Context, idOrAlias string, op Operatio
 	if !ok || v.State != store.VersionEnabled {
 		return nil, fmt.Errorf("kms: key %s has no usable primary version", id)
 	}
+	// The blob is built straight from the parts the seal returns: one copy
+	// into the encoded blob, no intermediate framing.
 	b := ciphertext.Blob{KeyID: id, KeyVersion: uint32(v.Version)}
-	b.IV, b.Sealed, err = s.seal(ctx, &e.key, &v, plaintext, ciphertext.AAD(b.Header(), cc))
+	b.IV, b.Sealed, err = s.seal(ctx, &e.key, &v, plaintext, b.AAD(cc))
 	if err != nil {
 		return nil, err
 	}
@@ -66,11 +68,15 @@ func (s *Service) Encrypt(ctx context.Context, in EncryptInput) (*EncryptOutput,
 // decrypt is ErrInvalidCiphertext (see ReasonCode); a key whose state forbids
 // decryption gives ErrInvalidKeyState, a retired (disabled) version
 // ErrKeyVersionDisabled. A success counts as a use of the version (see
-// ListKeyVersions).
+// ListKeyVersions). The blob is parsed once; transports that parsed it
+// already (to authorize) call DecryptCiphertext instead.
 func (s *Service) Decrypt(ctx context.Context, in DecryptInput) (*DecryptOutput, error) {
 	return s.decrypt(ctx, ParseCiphertext(in.CiphertextBlob), in.EncryptionContext, in.KeyID, OpDecrypt)
 }
 
+// decrypt opens the parsed blob c. named, when not "", is the key the
+// caller said the blob is under (id or alias): a different key is
+// ReasonKeyMismatch. Transports that matched it themselves pass "".
 func (s *Service) decrypt(ctx context.Context, c Ciphertext, ec map[string]string, named string, op Operation) (*DecryptOutput, error) {
 	cc, err := canonicalContext(ec)
 	if err != nil {
@@ -125,7 +131,8 @@ func (s *Service) decrypt(ctx context.Context, c Ciphertext, ec map[string]strin
 	default:
 		return nil, invalidCiphertext(ReasonVersionDestroyed)
 	}
-	pt, err := s.open(ctx, &e.key, &v, b.IV, b.Sealed, ciphertext.AAD(b.Header(), cc))
+	// The parts of the parsed blob go to the HSM or AES-GCM as they are.
+	pt, err := s.open(ctx, &e.key, &v, b.IV, b.Sealed, b.AAD(cc))
 	if errors.Is(err, errAuth) {
 		return nil, invalidCiphertext(ReasonAuthFailed)
 	}

@@ -26,6 +26,13 @@
 // opaque ErrInvalidCiphertext; ReasonCode gives the precise reason to audit
 // and logs only.
 //
+// A blob is parsed once per request: transports call ParseCiphertext, read
+// the key it names to authorize the caller, and pass the parsed Ciphertext
+// to DecryptCiphertext or ReEncryptCiphertext. For HSM keys the blob's IV
+// and AES-GCM output go to hsm.Backend.Decrypt as raw parts, and
+// hsm.Backend.Encrypt's raw parts become the blob directly; only wrapped
+// SOFTWARE version material keeps the HSM's framed form.
+//
 // # Key states and operations
 //
 // Modelled on AWS KMS. ✓ allowed, ✗ ErrInvalidKeyState.

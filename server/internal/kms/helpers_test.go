@@ -139,14 +139,14 @@ func (f *faultyBackend) WrapKey(ctx context.Context, m, aad []byte) ([]byte, err
 	return w, err
 }
 
-func (f *faultyBackend) Encrypt(ctx context.Context, id string, pt, aad []byte) ([]byte, error) {
+func (f *faultyBackend) Encrypt(ctx context.Context, id string, pt, aad []byte) (hsm.Sealed, error) {
 	if f.failCrypto.Load() {
-		return nil, errInjected
+		return hsm.Sealed{}, errInjected
 	}
 	return f.Backend.Encrypt(ctx, id, pt, aad)
 }
 
-func (f *faultyBackend) Decrypt(ctx context.Context, id string, sealed, aad []byte) ([]byte, error) {
+func (f *faultyBackend) Decrypt(ctx context.Context, id string, sealed hsm.Sealed, aad []byte) ([]byte, error) {
 	if f.failCrypto.Load() {
 		return nil, errInjected
 	}

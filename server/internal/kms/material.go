@@ -150,16 +150,16 @@ func (s *Service) softwareMaterial(ctx context.Context, v *store.KeyVersion, dst
 	return m, nil
 }
 
-// seal encrypts plaintext under version v with aad; returns IV and sealed.
+// seal encrypts plaintext under version v with aad; returns IV and sealed
+// (ciphertext || tag), the raw parts of the blob.
 func (s *Service) seal(ctx context.Context, k *store.Key, v *store.KeyVersion, plaintext, aad []byte) (iv, sealed []byte, err error) {
 	if k.ProtectionLevel == store.ProtectionHSM {
-		out, err := s.hsm.Encrypt(ctx, v.HSMObjectID, plaintext, aad)
+		p, err := s.hsm.Encrypt(ctx, v.HSMObjectID, plaintext, aad)
 		if err != nil {
 			return nil, nil, fmt.Errorf("kms: HSM encrypt: %w", objectLost(err))
 		}
-		p, err := hsm.ParseSealed(out)
-		if err != nil || len(p.IV) != ciphertext.IVSize {
-			return nil, nil, fmt.Errorf("kms: HSM returned a malformed sealed blob")
+		if len(p.IV) != ciphertext.IVSize || len(p.Ciphertext) != len(plaintext)+ciphertext.TagSize {
+			return nil, nil, fmt.Errorf("kms: HSM returned malformed parts (IV %d bytes, ciphertext %d bytes)", len(p.IV), len(p.Ciphertext))
 		}
 		return p.IV, p.Ciphertext, nil
 	}
@@ -195,10 +195,11 @@ func objectLost(err error) error {
 // errAuth marks an authentication failure in open.
 var errAuth = errors.New("kms: authentication failed")
 
-// open decrypts; authentication failures are errAuth.
+// open decrypts the parts of a parsed blob; authentication failures are
+// errAuth. The HSM gets the parts as they are (no copy, no framing).
 func (s *Service) open(ctx context.Context, k *store.Key, v *store.KeyVersion, iv, sealed, aad []byte) ([]byte, error) {
 	if k.ProtectionLevel == store.ProtectionHSM {
-		pt, err := s.hsm.Decrypt(ctx, v.HSMObjectID, hsm.Sealed{IV: iv, Ciphertext: sealed}.Encode(), aad)
+		pt, err := s.hsm.Decrypt(ctx, v.HSMObjectID, hsm.Sealed{IV: iv, Ciphertext: sealed}, aad)
 		if errors.Is(err, hsm.ErrDecrypt) {
 			return nil, errAuth
 		}

@@ -129,13 +129,17 @@ func (s *Service) ResolveCiphertext(ctx context.Context, c Ciphertext) (KeyRef, 
 	return k, err
 }
 
-// DecryptCiphertext is Decrypt of an already parsed blob.
+// DecryptCiphertext is Decrypt of an already parsed blob: c is not parsed
+// again, and its parts go to the backend as they are. keyID, when not "",
+// must name the blob's key (else ReasonKeyMismatch); a transport that has
+// checked the caller's key id against c.KeyID() itself passes "".
 func (s *Service) DecryptCiphertext(ctx context.Context, c Ciphertext, encryptionContext map[string]string, keyID string) (*DecryptOutput, error) {
 	return s.decrypt(ctx, c, encryptionContext, keyID, OpDecrypt)
 }
 
 // ReEncryptCiphertext is ReEncrypt of an already parsed blob
-// (in.CiphertextBlob is ignored).
+// (in.CiphertextBlob is ignored; in.SourceKeyID as keyID in
+// DecryptCiphertext).
 func (s *Service) ReEncryptCiphertext(ctx context.Context, c Ciphertext, in ReEncryptInput) (*ReEncryptOutput, error) {
 	return s.reEncrypt(ctx, c, in)
 }
