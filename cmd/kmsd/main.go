@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "kmsd: configure the CLI with: kmsctl configure --from-file %s --endpoint %s\n", p, app.Config.Endpoint())
 	}
 	srv := &http.Server{
-		Handler:           app.Handler,
+		Handler:           app.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -1,10 +1,12 @@
 // Package jobstest holds helpers for tests of jobs and of the jobs built on
 // it (kmsd's maintenance, an application's renewal): a settable business
-// clock, a reader of the jobs metrics, and polling and stopping helpers.
+// clock, a reader of the jobs metrics, and polling, stopping and
+// goroutine-leak helpers.
 package jobstest
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -100,5 +102,21 @@ func Stop(t testing.TB, s interface{ Stop(context.Context) error }) {
 	defer cancel()
 	if err := s.Stop(ctx); err != nil {
 		t.Fatalf("stop: %v", err)
+	}
+}
+
+// SettleGoroutines waits up to 5 s until the goroutine count is back to at
+// most base (runtime.NumGoroutine before the scheduler or server under test
+// started), failing t with a dump of every goroutine's stack otherwise.
+func SettleGoroutines(t testing.TB, base int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("goroutine leak: %d > %d\n%s", runtime.NumGoroutine(), base, buf)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

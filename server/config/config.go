@@ -219,7 +219,8 @@ type KMSConfig struct {
 
 // LimitsConfig bounds request bodies and concurrency.
 type LimitsConfig struct {
-	// MaxInFlight bounds concurrently served API requests; more get 429
+	// MaxInFlight bounds concurrently served API requests, /v1 and the AWS
+	// protocol together; more get 429 (AWS clients: ThrottlingException)
 	// (0: unlimited).
 	MaxInFlight       int   `yaml:"max_in_flight"`
 	MaxBodyBytes      int64 `yaml:"max_body_bytes"`

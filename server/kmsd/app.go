@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,27 +36,44 @@ import (
 	"github.com/kmsgo/kmsgo/server/internal/awsapi"
 	"github.com/kmsgo/kmsgo/server/internal/httpapi"
 	"github.com/kmsgo/kmsgo/server/internal/kms"
+	"github.com/kmsgo/kmsgo/server/internal/kmsdinternal"
 	"github.com/kmsgo/kmsgo/server/internal/migrate"
 	"github.com/kmsgo/kmsgo/server/internal/store"
 )
 
-// App is an assembled kmsd: every component and the HTTP handler.
+// App is an assembled kmsd: its components and the HTTP handler (Handler),
+// which serves the /v1 API and the AWS KMS JSON protocol (POST /).
 type App struct {
 	Config   config.Config
 	DB       *gorm.DB
 	HSM      hsm.Backend
-	KMS      *kms.Service
-	Auth     *auth.Service
 	Audit    *audit.Logger
-	Handler  *httpapi.Server
 	Registry *prometheus.Registry
 	Log      *slog.Logger
 	// Jobs runs the scheduled key maintenance; nil when jobs.enabled is
 	// false. Open starts it and Close stops it first.
 	Jobs *jobs.Scheduler
 
+	kms     *kms.Service
+	auth    *auth.Service
+	handler *httpapi.Server
+
 	closers  []func() error
 	chainKey []byte // for the audit retention job only
+}
+
+// Handler is kmsd's HTTP handler: the /v1 API, the AWS KMS JSON protocol
+// at POST /, and /healthz, /readyz, /metrics and /openapi.json.
+func (a *App) Handler() http.Handler { return a.handler }
+
+func init() {
+	// kmsd's own tests and the test helpers under server/ reach the
+	// internal services through kmsdinternal; the public API does not
+	// expose them.
+	kmsdinternal.Of = func(app any) kmsdinternal.Services {
+		a := app.(*App)
+		return kmsdinternal.Services{KMS: a.kms, Auth: a.auth, Handler: a.handler}
+	}
 }
 
 // Deps lets a caller supply components it already opened (tests share one
@@ -67,7 +85,8 @@ type Deps struct {
 	// Registry receives metrics; nil creates one with Go and process collectors.
 	Registry *prometheus.Registry
 	// Extra mounts more authenticated routes on the HTTP handler (see
-	// httpapi.Options.Extra), for example the AWS KMS JSON protocol.
+	// httpapi.Options.Extra), next to the AWS KMS JSON protocol, which
+	// has POST /.
 	Extra []httpapi.Route
 	// Jobs are more jobs for kmsd's scheduler, next to the maintenance
 	// jobs (same lease, state, metrics and /v1/jobs routes); ignored when
@@ -155,18 +174,18 @@ func Open(ctx context.Context, c config.Config, deps Deps, log *slog.Logger) (_ 
 	}
 	defer hsm.Zero(chainKey)
 
-	if a.KMS, err = kms.New(kms.Config{DB: a.DB, HSM: a.HSM, MetadataTTL: c.KMS.MetadataTTL,
+	if a.kms, err = kms.New(kms.Config{DB: a.DB, HSM: a.HSM, MetadataTTL: c.KMS.MetadataTTL,
 		UsageFlushInterval: c.KMS.UsageFlushInterval, RetirementQuietPeriod: c.KMS.RetirementQuietPeriod}); err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, a.KMS.Close)
+	a.closers = append(a.closers, a.kms.Close)
 	if b, ok := a.HSM.(hsm.DeploymentBinder); ok {
-		if err := b.BindDeployment(ctx, a.KMS.DeploymentID(), c.HSM.AllowForeignRootKey); err != nil {
+		if err := b.BindDeployment(ctx, a.kms.DeploymentID(), c.HSM.AllowForeignRootKey); err != nil {
 			return nil, err
 		}
 	}
-	log.Info("deployment", "deployment_id", a.KMS.DeploymentID())
-	if a.Auth, err = auth.New(a.DB, a.HSM, auth.Config{
+	log.Info("deployment", "deployment_id", a.kms.DeploymentID())
+	if a.auth, err = auth.New(a.DB, a.HSM, auth.Config{
 		Region: c.Region, RequireNonce: c.Auth.RequireNonce, ClockSkew: c.Auth.ClockSkew, CacheTTL: c.Auth.CacheTTL,
 	}); err != nil {
 		return nil, err
@@ -192,14 +211,14 @@ func Open(ctx context.Context, c config.Config, deps Deps, log *slog.Logger) (_ 
 	if err := a.Registry.Register(hsmCollector{backend.Stats}); err != nil {
 		return nil, err
 	}
-	awsh, err := awsapi.New(awsapi.Options{KMS: a.KMS, Auth: a.Auth, Audit: a.Audit, AccountID: c.AWS.AccountID,
-		Logger: log, Registry: a.Registry, MaxBodyBytes: c.Limits.MaxBodyBytes, MaxInFlight: c.Limits.MaxInFlight, MetadataTTL: c.KMS.MetadataTTL})
+	awsh, err := awsapi.New(awsapi.Options{KMS: a.kms, Region: a.auth.Region(), AccountID: c.AWS.AccountID,
+		Logger: log, Registry: a.Registry, MetadataTTL: c.KMS.MetadataTTL})
 	if err != nil {
 		return nil, err
 	}
-	a.Handler, err = httpapi.New(httpapi.Options{
-		KMS:               a.KMS,
-		Auth:              a.Auth,
+	a.handler, err = httpapi.New(httpapi.Options{
+		KMS:               a.kms,
+		Auth:              a.auth,
 		Audit:             a.Audit,
 		Ready:             readiness(db, backend, a.Audit),
 		Logger:            log,
@@ -208,8 +227,7 @@ func Open(ctx context.Context, c config.Config, deps Deps, log *slog.Logger) (_ 
 		MaxInFlight:       c.Limits.MaxInFlight,
 		MaxBodyBytes:      c.Limits.MaxBodyBytes,
 		MaxBatchBodyBytes: c.Limits.MaxBatchBodyBytes,
-		AWS:               awsh.Serve,
-		Extra:             deps.Extra,
+		Extra:             append([]httpapi.Route{awsh.Route()}, deps.Extra...),
 		Jobs:              jobsAPI{a},
 	})
 	if err != nil {
@@ -325,7 +343,7 @@ func (a *App) startJobs(c config.Config, log *slog.Logger, replica string, more 
 		extra = append(extra, auditRetentionJob(a.DB, c, a.chainKey))
 	}
 	extra = append(extra, more...)
-	s, err := jobs.New(jc, reportingKMS{a.KMS}, extra...)
+	s, err := jobs.New(jc, reportingKMS{a.kms}, extra...)
 	if err != nil {
 		return fmt.Errorf("%w: jobs: %w", config.ErrInvalid, err)
 	}
@@ -408,7 +426,7 @@ func clip(s string, n int) string {
 // path when it created one, "" otherwise.
 func (a *App) EnsureBootstrapAdmin(ctx context.Context) (string, error) {
 	p := a.Config.BootstrapPath()
-	created, err := a.Auth.EnsureBootstrapAdminFor(ctx, p, a.Config.Endpoint())
+	created, err := a.auth.EnsureBootstrapAdminFor(ctx, p, a.Config.Endpoint())
 	if err != nil || !created {
 		return "", err
 	}

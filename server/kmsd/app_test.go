@@ -61,7 +61,7 @@ func TestOpenWithPKCS11(t *testing.T) {
 	if p, err := app.EnsureBootstrapAdmin(ctx); err != nil || p != "" {
 		t.Fatalf("second bootstrap: %q %v", p, err)
 	}
-	srv := httptest.NewServer(app.Handler)
+	srv := httptest.NewServer(app.Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/readyz")
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/kmsgo/kmsgo/hsm/p11/softhsmtest"
 	"github.com/kmsgo/kmsgo/server/config"
 	"github.com/kmsgo/kmsgo/server/dbtest"
+	"github.com/kmsgo/kmsgo/server/internal/kmsdinternal"
 	"github.com/kmsgo/kmsgo/server/kmsd"
 )
 
@@ -47,15 +48,15 @@ func TestStartRefusesForeignRootKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		depA := a.KMS.DeploymentID()
+		depA := kmsdinternal.Of(a).KMS.DeploymentID()
 		a.Close()
 		a, err = open(mk("a"), dbA) // restart: same deployment
 		if err != nil {
 			t.Fatalf("restart of A: %v", err)
 		}
 		defer a.Close()
-		if a.KMS.DeploymentID() != depA {
-			t.Fatalf("deployment id changed across a restart: %s -> %s", depA, a.KMS.DeploymentID())
+		if kmsdinternal.Of(a).KMS.DeploymentID() != depA {
+			t.Fatalf("deployment id changed across a restart: %s -> %s", depA, kmsdinternal.Of(a).KMS.DeploymentID())
 		}
 
 		dbB := dbtest.Open(t, dbA.Dialector.Name())
@@ -122,7 +123,7 @@ func TestConcurrentStartsMakeOneRootKey(t *testing.T) {
 				t.Fatalf("replica %d: wrap under the root key: %v", i, err)
 			}
 		}
-		if apps[0].KMS.DeploymentID() != apps[2].KMS.DeploymentID() {
+		if kmsdinternal.Of(apps[0]).KMS.DeploymentID() != kmsdinternal.Of(apps[2]).KMS.DeploymentID() {
 			t.Fatal("replicas of one database disagree on the deployment id")
 		}
 	})

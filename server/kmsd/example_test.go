@@ -31,7 +31,7 @@ func ExampleOpen() {
 	if err != nil {
 		panic(err)
 	}
-	srv := httptest.NewServer(app.Handler)
+	srv := httptest.NewServer(app.Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/readyz")
 	if err != nil {

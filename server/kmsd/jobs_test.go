@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/kmsgo/kmsgo/jobs"
+	"github.com/kmsgo/kmsgo/jobs/jobstest"
 	"github.com/kmsgo/kmsgo/server/audit"
 	"github.com/kmsgo/kmsgo/server/config"
 	"github.com/kmsgo/kmsgo/server/internal/kms"
+	"github.com/kmsgo/kmsgo/server/internal/kmsdinternal"
 	"github.com/kmsgo/kmsgo/server/internal/store"
 	"github.com/kmsgo/kmsgo/server/kmsd"
 )
@@ -40,11 +42,11 @@ func TestAppRunsMaintenanceJobs(t *testing.T) {
 		t.Fatalf("jobs %v", got)
 	}
 
-	key, err := app.KMS.CreateKey(ctx, kms.CreateKeyInput{})
+	key, err := kmsdinternal.Of(app).KMS.CreateKey(ctx, kms.CreateKeyInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := app.KMS.ScheduleKeyDeletion(ctx, kms.ScheduleKeyDeletionInput{KeyID: key.KeyID, PendingWindowDays: 7}); err != nil {
+	if _, err := kmsdinternal.Of(app).KMS.ScheduleKeyDeletion(ctx, kms.ScheduleKeyDeletionInput{KeyID: key.KeyID, PendingWindowDays: 7}); err != nil {
 		t.Fatal(err)
 	}
 	// Move the deletion date into the past in the database (the App's
@@ -94,7 +96,7 @@ func TestAppRunsMaintenanceJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed = true
-	waitGoroutines(t, base)
+	jobstest.SettleGoroutines(t, base)
 }
 
 // TestAppJobsDisabled: jobs.enabled false starts no scheduler.
@@ -121,18 +123,5 @@ func TestAppJobsDisabled(t *testing.T) {
 		if mf.GetName() == "kms_jobs_runs_total" {
 			t.Fatal("job metrics registered without jobs")
 		}
-	}
-}
-
-func waitGoroutines(t *testing.T, base int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("goroutines after Close: %d > %d\n%s", runtime.NumGoroutine(), base, buf)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/kmsgo/kmsgo/server/config"
 	"github.com/kmsgo/kmsgo/server/dbtest"
 	"github.com/kmsgo/kmsgo/server/internal/kms"
+	"github.com/kmsgo/kmsgo/server/internal/kmsdinternal"
 	"github.com/kmsgo/kmsgo/server/internal/store"
 	"github.com/kmsgo/kmsgo/server/kmsd"
 )
@@ -47,11 +48,11 @@ func TestMaintenanceStopsWhenTheKeyAuditFails(t *testing.T) {
 		}
 		var ids []string
 		for range 2 {
-			k, err := app.KMS.CreateKey(ctx, kms.CreateKeyInput{})
+			k, err := kmsdinternal.Of(app).KMS.CreateKey(ctx, kms.CreateKeyInput{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := app.KMS.ScheduleKeyDeletion(ctx, kms.ScheduleKeyDeletionInput{KeyID: k.KeyID, PendingWindowDays: 7}); err != nil {
+			if _, err := kmsdinternal.Of(app).KMS.ScheduleKeyDeletion(ctx, kms.ScheduleKeyDeletionInput{KeyID: k.KeyID, PendingWindowDays: 7}); err != nil {
 				t.Fatal(err)
 			}
 			ids = append(ids, k.KeyID)

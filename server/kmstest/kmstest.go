@@ -22,6 +22,7 @@ import (
 	"github.com/kmsgo/kmsgo/server/config"
 	"github.com/kmsgo/kmsgo/server/internal/auth"
 	"github.com/kmsgo/kmsgo/server/internal/httpapi"
+	"github.com/kmsgo/kmsgo/server/internal/kmsdinternal"
 	"github.com/kmsgo/kmsgo/server/kmsd"
 )
 
@@ -102,12 +103,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if err != nil {
 		t.Fatalf("kmstest: open: %v", err)
 	}
-	ak, secret, err := app.Auth.CreateAccessKey(ctx, "kmstest admin", auth.AdminPolicy())
+	ak, secret, err := kmsdinternal.Of(app).Auth.CreateAccessKey(ctx, "kmstest admin", auth.AdminPolicy())
 	if err != nil {
 		_ = app.Close()
 		t.Fatalf("kmstest: admin key: %v", err)
 	}
-	hs := httptest.NewServer(app.Handler)
+	hs := httptest.NewServer(app.Handler())
 	s := &Server{URL: hs.URL, AccessKeyID: ak.ID, SecretAccessKey: secret, Region: c.Region, App: app, HTTP: hs}
 	t.Cleanup(func() {
 		hs.Close()
@@ -125,7 +126,7 @@ func (s *Server) CreateAccessKey(t testing.TB, policyJSON string) (id, secret st
 	if err != nil {
 		t.Fatalf("kmstest: policy: %v", err)
 	}
-	ak, secret, err := s.App.Auth.CreateAccessKey(context.Background(), "kmstest limited", p)
+	ak, secret, err := kmsdinternal.Of(s.App).Auth.CreateAccessKey(context.Background(), "kmstest limited", p)
 	if err != nil {
 		t.Fatalf("kmstest: create access key: %v", err)
 	}

@@ -117,6 +117,15 @@ type Error struct {
 func (e *Error) Error() string { return e.Type + ": " + e.Message }
 func (e *Error) Unwrap() error { return e.Cause }
 
+// KMSCode is the /v1 error code the exception stands for (httpapi.CodedError):
+// the audit record's reason code, so one audit query covers both protocols.
+func (e *Error) KMSCode() string {
+	if c, ok := auditCode[e.Type]; ok {
+		return c
+	}
+	return "Internal"
+}
+
 // Status returns the HTTP status of the exception.
 func (e *Error) Status() int {
 	if s, ok := excStatus[e.Type]; ok {

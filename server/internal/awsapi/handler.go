@@ -3,27 +3,21 @@ package awsapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kmsgo/kmsgo/hsm"
-	"github.com/kmsgo/kmsgo/server/audit"
-	"github.com/kmsgo/kmsgo/server/internal/auth"
+	"github.com/kmsgo/kmsgo/server/internal/httpapi"
 	"github.com/kmsgo/kmsgo/server/internal/kms"
 	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
@@ -36,47 +30,24 @@ const (
 	ContentType = "application/x-amz-json-1.1"
 	// DefaultAccountID is the account id in ARNs when none is configured.
 	DefaultAccountID = "000000000000"
-	// DefaultMaxBody bounds a request body (a 4 KiB plaintext in base64 plus
-	// an encryption context fits easily).
-	DefaultMaxBody = 64 << 10
 	// HeaderRequestID is AWS's request id header; the value is the
-	// X-Request-Id of the /v1 middleware when there is one.
+	// router's X-Request-Id.
 	HeaderRequestID = "X-Amzn-Requestid"
 	// HeaderErrorType repeats an error answer's __type, as AWS does.
 	HeaderErrorType = "X-Amzn-Errortype"
 )
 
-// statusWriter remembers the status of the answer (for metrics).
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-// Options wires a Handler. KMS, Auth and Audit are required.
+// Options wires a Handler. KMS and Region are required.
 type Options struct {
-	KMS   *kms.Service
-	Auth  *auth.Service
-	Audit *audit.Logger
+	KMS *kms.Service
+	// Region is the ARN region: the region clients sign for (auth's).
 	// AccountID is the 12-digit account id of ARNs (DefaultAccountID when
-	// empty). Region is the ARN region; empty means Auth.Region(), the
-	// region clients sign for.
-	AccountID string
+	// empty).
 	Region    string
-	// Logger receives one line per failed request (info for 4xx, error for
-	// 5xx). Nil discards.
+	AccountID string
+	// Logger receives the cause of each server fault (the request itself
+	// is logged by the router). Nil discards.
 	Logger *slog.Logger
-	// MaxBodyBytes bounds a request body (DefaultMaxBody when 0).
-	MaxBodyBytes int64
-	// MaxInFlight bounds concurrently served requests; more get
-	// ThrottlingException (which SDKs retry with back-off). 0: unlimited.
-	MaxInFlight int
-	// AuditTimeout bounds one audit append (default 5s).
-	AuditTimeout time.Duration
 	// Registry receives the kms_aws_* metrics. Nil: no metrics.
 	Registry prometheus.Registerer
 	// MetadataTTL bounds how long a resolved key reference (id, aliases,
@@ -85,13 +56,13 @@ type Options struct {
 	MetadataTTL time.Duration
 }
 
-// Handler serves the AWS KMS JSON protocol.
+// Handler serves the AWS KMS JSON protocol as a route of kmsd's router
+// (Route), which authenticates, limits and audits its requests.
 type Handler struct {
 	o       Options
 	arns    ARNs
 	log     *slog.Logger
 	ops     map[string]operation
-	slots   chan struct{}
 	metrics *metrics
 
 	mu    sync.Mutex
@@ -106,8 +77,8 @@ type cachedKey struct {
 
 // New returns a Handler.
 func New(o Options) (*Handler, error) {
-	if o.KMS == nil || o.Auth == nil || o.Audit == nil {
-		return nil, errors.New("awsapi: KMS, Auth and Audit are required")
+	if o.KMS == nil || o.Region == "" {
+		return nil, errors.New("awsapi: KMS and Region are required")
 	}
 	if o.AccountID == "" {
 		o.AccountID = DefaultAccountID
@@ -115,24 +86,12 @@ func New(o Options) (*Handler, error) {
 	if !ValidAccountID(o.AccountID) {
 		return nil, fmt.Errorf("awsapi: account id %q is not 12 digits", o.AccountID)
 	}
-	if o.Region == "" {
-		o.Region = o.Auth.Region()
-	}
-	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = DefaultMaxBody
-	}
-	if o.AuditTimeout <= 0 {
-		o.AuditTimeout = 5 * time.Second
-	}
 	if o.MetadataTTL == 0 {
 		o.MetadataTTL = kms.DefaultMetadataTTL
 	}
 	h := &Handler{o: o, arns: ARNs{Region: o.Region, Account: o.AccountID}, log: o.Logger}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
-	}
-	if o.MaxInFlight > 0 {
-		h.slots = make(chan struct{}, o.MaxInFlight)
 	}
 	h.ops = h.operations()
 	if o.Registry != nil {
@@ -161,137 +120,157 @@ func ValidAccountID(s string) bool {
 // ARNs returns the ARN builder of this handler (region and account).
 func (h *Handler) ARNs() ARNs { return h.arns }
 
-// ServeHTTP implements http.Handler, taking the client address from the
-// TCP peer. Behind the /v1 router use Serve, which is given the address
-// the router derived (trusted proxies).
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+// Route is the protocol's route for httpapi.Options.Extra: POST /,
+// dispatched on X-Amz-Target. The router checks the protocol headers
+// (Check) before it takes an in-flight slot (beyond the limit:
+// ThrottlingException), reads the body under its limit, authenticates the
+// SigV4 signature and, after Serve, appends the audit record (fail closed);
+// every answer is counted in the kms_aws_* metrics.
+func (h *Handler) Route() httpapi.Route {
+	return httpapi.Route{
+		Method:      http.MethodPost,
+		Path:        "/",
+		Summary:     "AWS KMS JSON protocol (X-Amz-Target: " + TargetPrefix + "<Operation>, Content-Type: " + ContentType + "); see server/internal/awsapi.",
+		OperationID: "aws_kms",
+		ContentType: ContentType,
+		Details:     map[string]string{"protocol": "aws-json-1.1"},
+		Check:       h.check,
+		Serve:       h.Serve,
+		EncodeError: h.EncodeError,
+		Observe:     h.observeAnswer,
 	}
-	h.Serve(w, r, host)
 }
 
 // call is one request in flight.
 type call struct {
 	ctx        context.Context
 	h          *Handler
-	principal  *auth.Principal
+	x          *httpapi.Call
 	body       []byte
 	op         string
 	action     string
 	resources  []string
 	keyVersion int
-	intentSeq  int64 // seq of the intent record of a state change, 0 if none
 	cleanup    []func()
 }
 
 func (c *call) onDone(f func()) { c.cleanup = append(c.cleanup, f) }
 
-// Serve answers one AWS KMS request. clientIP is recorded in the audit log.
-func (h *Handler) Serve(rw http.ResponseWriter, r *http.Request, clientIP string) {
-	start := time.Now()
-	w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
-	var op string
-	defer func() { h.observe(op, w.status, w.Header().Get(HeaderErrorType), time.Since(start)) }()
-	reqID := w.Header().Get("X-Request-Id")
-	if reqID == "" {
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		reqID = hex.EncodeToString(b[:])
+// check refuses a request that is not of the protocol before it is
+// authenticated (not audited).
+func (h *Handler) check(r *http.Request) error {
+	if _, e := parseTarget(r); e != nil {
+		return e
 	}
-	w.Header().Set(HeaderRequestID, reqID)
+	return nil
+}
 
-	op, perr := parseTarget(r)
-	if perr != nil {
-		h.writeError(w, reqID, perr, "")
-		return
-	}
-	if h.slots != nil {
-		select {
-		case h.slots <- struct{}{}:
-			defer func() { <-h.slots }()
-		default:
-			h.writeError(w, reqID, awsErr(ExcThrottling, "too many requests in flight, retry later"), op)
-			return
-		}
-	}
-	limit := h.o.MaxBodyBytes
-	if r.ContentLength > limit {
-		h.writeError(w, reqID, validationErr("request body larger than %d bytes", limit), op)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			h.writeError(w, reqID, validationErr("request body larger than %d bytes", limit), op)
-		} else {
-			h.writeError(w, reqID, awsErr(ExcSerialization, "could not read the request body"), op)
-		}
-		return
-	}
-	defer hsm.Zero(body) // may hold base64 plaintext
-
-	p, err := h.o.Auth.Authenticate(r, body)
-	if err != nil {
-		var e *Error
-		switch {
-		case errors.Is(err, hsm.ErrUnavailable):
-			e = &Error{Type: ExcDependencyTimeout, Message: "the HSM is unavailable, retry later", Cause: err}
-		case errors.Is(err, auth.ErrUnauthenticated) && r.Header.Get("Authorization") == "":
-			e = &Error{Type: ExcMissingAuthentication, Message: "missing SigV4 Authorization header", Cause: err}
-		case errors.Is(err, auth.ErrUnauthenticated):
-			e = &Error{Type: ExcInvalidSignature, Message: "the request signature could not be verified", Cause: err}
-		default:
-			e = &Error{Type: ExcInternal, Message: "internal error", Cause: err}
-		}
-		h.log.Info("aws authentication failed", "request_id", reqID, "operation", op, "reason", err.Error())
-		h.writeError(w, reqID, e, op)
-		return
-	}
-
-	c := &call{ctx: r.Context(), h: h, principal: p, body: body, op: op}
+// Serve answers one authenticated AWS KMS request (the Route's Serve). An
+// error is an *Error.
+func (h *Handler) Serve(x *httpapi.Call) (httpapi.Reply, error) {
+	// Check accepted X-Amz-Target and Content-Type.
+	op := strings.TrimPrefix(x.Request().Header.Get("X-Amz-Target"), TargetPrefix)
+	x.SetDetail("operation", op)
+	c := &call{ctx: x.Context(), h: h, x: x, body: x.Body(), op: op}
 	defer func() {
+		x.AddResources(c.resources...)
+		x.SetKeyVersion(c.keyVersion)
 		for _, f := range c.cleanup {
-			f()
+			x.OnDone(f)
 		}
 	}()
-	var resp any
+	var (
+		resp any
+		err  error
+	)
 	if o, ok := h.ops[op]; ok {
 		c.action = o.action
+		x.SetAction(c.action)
 		if mutatingOps[op] {
 			// Intent first: no state change without a durable record.
-			err = h.intent(c, reqID, clientIP)
+			if ierr := x.WriteIntent(); ierr != nil {
+				err = &Error{Type: ExcDependencyTimeout, Message: "the audit log is unavailable, retry later", Reason: "audit_unavailable", Cause: ierr}
+			}
 		}
 		if err == nil {
 			resp, err = o.run(c)
 		}
 	} else {
 		c.action = "kms:" + op
+		x.SetAction(c.action)
 		err = unsupported("%s is not supported by kmsd", op)
 	}
-
-	var e *Error
-	status := http.StatusOK
 	if err != nil {
-		e = toAWS(err)
-		status = e.Status()
+		return httpapi.Reply{}, h.failed(x, err)
 	}
-	if aerr := h.audit(c, reqID, clientIP, status, e); aerr != nil {
-		h.log.Error("audit append failed; failing the request", "request_id", reqID, "error", aerr.Error())
-		ae := &Error{Type: ExcInternal, Message: "the audit log is unavailable", Cause: aerr}
-		if errors.Is(aerr, hsm.ErrUnavailable) {
-			ae.Type, ae.Message = ExcDependencyTimeout, "the audit log is unavailable, retry later"
+	if resp == nil {
+		resp = struct{}{}
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return httpapi.Reply{}, h.failed(x, &Error{Type: ExcInternal, Message: "internal error", Cause: err})
+	}
+	x.OnDone(func() { hsm.Zero(b) }) // may hold base64 plaintext
+	return httpapi.Reply{ContentType: ContentType, Body: b, Header: http.Header{HeaderRequestID: {x.RequestID()}}}, nil
+}
+
+// failed records an error's exception (and finer reason) in the audit
+// details and returns it as an *Error.
+func (h *Handler) failed(x *httpapi.Call, err error) *Error {
+	e := toAWS(err)
+	x.SetDetail("aws_error", e.Type)
+	if kms.ReasonCode(e.Cause) == "" && e.Reason != "" {
+		x.SetDetail("reason", e.Reason)
+	}
+	if e.Status() >= 500 && e.Cause != nil {
+		h.log.Error("aws request failed", "request_id", x.RequestID(), "error", e.Type, "cause", e.Cause.Error())
+	}
+	return e
+}
+
+// EncodeError renders an error answer (the Route's EncodeError): an *Error
+// as it is, and a refusal of the router in the exception AWS would answer.
+func (h *Handler) EncodeError(f httpapi.Failure) httpapi.Reply {
+	var e *Error
+	if !errors.As(f.Err, &e) {
+		e = routerError(f)
+	}
+	b, _ := json.Marshal(errorBody{Type: e.Type, Message: e.Message})
+	return httpapi.Reply{Status: e.Status(), ContentType: ContentType, Body: b,
+		Header: http.Header{HeaderErrorType: {e.Type}, HeaderRequestID: {f.RequestID}}}
+}
+
+// routerError maps a refusal of the router (see httpapi.Failure) to its
+// exception.
+func routerError(f httpapi.Failure) *Error {
+	switch {
+	case errors.Is(f.Err, httpapi.ErrAuditUnavailable):
+		if f.Code == kmsapi.CodeHSMUnavailable {
+			return &Error{Type: ExcDependencyTimeout, Message: "the audit log is unavailable, retry later", Cause: f.Err}
 		}
-		h.writeError(w, reqID, ae, op)
-		return
+		return &Error{Type: ExcInternal, Message: "the audit log is unavailable", Cause: f.Err}
+	case f.Code == kmsapi.CodeTooManyRequests:
+		return awsErr(ExcThrottling, "too many requests in flight, retry later")
+	case f.Code == kmsapi.CodePayloadTooLarge:
+		return validationErr("request body too large")
+	case f.Code == kmsapi.CodeValidation: // the body could not be read
+		return &Error{Type: ExcSerialization, Message: "could not read the request body", Cause: f.Err}
+	case f.Code == kmsapi.CodeUnauthenticated && f.Request.Header.Get("Authorization") == "":
+		return &Error{Type: ExcMissingAuthentication, Message: "missing SigV4 Authorization header", Cause: f.Err}
+	case f.Code == kmsapi.CodeUnauthenticated:
+		return &Error{Type: ExcInvalidSignature, Message: "the request signature could not be verified", Cause: f.Err}
+	case f.Code == kmsapi.CodeHSMUnavailable:
+		return &Error{Type: ExcDependencyTimeout, Message: "the HSM is unavailable, retry later", Cause: f.Err}
+	default:
+		return &Error{Type: ExcInternal, Message: "internal error", Cause: f.Err}
 	}
-	if e != nil {
-		h.writeError(w, reqID, e, op)
-		return
-	}
-	h.writeJSON(w, reqID, resp, op)
+}
+
+// observeAnswer counts one answer in the kms_aws_* metrics (the Route's
+// Observe).
+func (h *Handler) observeAnswer(r *http.Request, status int, header http.Header, d time.Duration) {
+	op, _ := strings.CutPrefix(r.Header.Get("X-Amz-Target"), TargetPrefix)
+	h.observe(op, status, header.Get(HeaderErrorType), d)
 }
 
 // parseTarget checks the protocol headers and returns the operation name.
@@ -337,107 +316,6 @@ var mutatingOps = map[string]bool{
 	"ImportKeyMaterial": true,
 }
 
-// intent appends the intent record of a state-changing operation (before
-// its body is decoded: the key is named by the outcome record). An error
-// means nothing may be changed.
-func (h *Handler) intent(c *call, reqID, clientIP string) error {
-	rec := audit.Record{
-		Time: time.Now().UTC(), AccessKeyID: c.principal.AccessKeyID, Action: c.action,
-		Result: audit.ResultIntent, RequestID: reqID, SourceAddr: truncUTF8(clientIP, 128),
-		Details: map[string]string{"method": http.MethodPost, "path": "/", "protocol": "aws-json-1.1", "operation": c.op},
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), h.o.AuditTimeout)
-	defer cancel()
-	head, err := h.o.Audit.AppendHead(ctx, rec)
-	if err != nil {
-		h.log.Error("audit intent append failed; nothing changed", "request_id", reqID, "error", err.Error())
-		return &Error{Type: ExcDependencyTimeout, Message: "the audit log is unavailable, retry later", Reason: "audit_unavailable", Cause: err}
-	}
-	c.intentSeq = head.Seq
-	return nil
-}
-
-// audit appends the record of an authenticated request (fail closed).
-func (h *Handler) audit(c *call, reqID, clientIP string, status int, e *Error) error {
-	rec := audit.Record{
-		Time: time.Now().UTC(), AccessKeyID: c.principal.AccessKeyID, Action: c.action,
-		KeyVersion: c.keyVersion, Result: audit.ResultOK, RequestID: reqID,
-		SourceAddr: truncUTF8(clientIP, 128),
-		Details: map[string]string{
-			"method":    http.MethodPost,
-			"path":      "/",
-			"status":    strconv.Itoa(status),
-			"protocol":  "aws-json-1.1",
-			"operation": c.op,
-		},
-	}
-	for _, r := range c.resources {
-		if id, ok := strings.CutPrefix(r, "key/"); ok {
-			rec.KeyID = id
-			break
-		}
-	}
-	if c.intentSeq > 0 {
-		rec.Details[audit.DetailIntent] = strconv.FormatInt(c.intentSeq, 10)
-	}
-	if len(c.resources) > 0 {
-		rec.Details["resources"] = truncUTF8(strings.ToValidUTF8(strings.Join(c.resources, ","), "?"), 256)
-	}
-	if e != nil {
-		rec.Result = audit.ResultError
-		rec.ReasonCode = auditCode[e.Type]
-		if rec.ReasonCode == "" {
-			rec.ReasonCode = "Internal"
-		}
-		rec.Details["aws_error"] = e.Type
-		if reason := kms.ReasonCode(e.Cause); reason != "" {
-			rec.Details["reason"] = reason
-		} else if e.Reason != "" {
-			rec.Details["reason"] = e.Reason
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), h.o.AuditTimeout)
-	defer cancel()
-	return h.o.Audit.Append(ctx, rec)
-}
-
-func (h *Handler) writeJSON(w http.ResponseWriter, reqID string, v any, op string) {
-	if v == nil {
-		v = struct{}{}
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		h.writeError(w, reqID, &Error{Type: ExcInternal, Message: "internal error", Cause: err}, op)
-		return
-	}
-	w.Header().Set("Content-Type", ContentType)
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
-	hsm.Zero(b) // may hold base64 plaintext
-}
-
-func (h *Handler) writeError(w http.ResponseWriter, reqID string, e *Error, op string) {
-	status := e.Status()
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelError
-	}
-	if h.log.Enabled(context.Background(), level) {
-		attrs := []any{"request_id", reqID, "operation", op, "status", status, "error", e.Type}
-		if e.Cause != nil && status >= 500 {
-			attrs = append(attrs, "cause", e.Cause.Error())
-		}
-		h.log.Log(context.Background(), level, "aws request failed", attrs...)
-	}
-	b, _ := json.Marshal(errorBody{Type: e.Type, Message: e.Message})
-	w.Header().Set(HeaderErrorType, e.Type)
-	w.Header().Set("Content-Type", ContentType)
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
-
 // decodeBody parses body as one JSON object into v. Malformed JSON, wrong
 // types and trailing data are SerializationException; unknown fields are
 // ValidationException. An empty body is {}.
@@ -457,16 +335,4 @@ func decodeBody(body []byte, v any) error {
 		return awsErr(ExcSerialization, "trailing data after the JSON object")
 	}
 	return nil
-}
-
-// truncUTF8 cuts s to at most n bytes on a rune boundary.
-func truncUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
 }

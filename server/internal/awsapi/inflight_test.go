@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsgo/kmsgo/server/config"
 	"github.com/kmsgo/kmsgo/server/internal/awsapi"
 	"github.com/kmsgo/kmsgo/server/kmstest"
 )
@@ -15,11 +16,8 @@ import (
 // TestMaxInFlight: beyond MaxInFlight concurrent requests the answer is
 // ThrottlingException, which SDKs retry with back-off.
 func TestMaxInFlight(t *testing.T) {
-	srv := kmstest.Start(t)
-	h, err := awsapi.New(awsapi.Options{KMS: srv.App.KMS, Auth: srv.App.Auth, Audit: srv.App.Audit, MaxInFlight: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := kmstest.Start(t, kmstest.WithConfig(func(c *config.Config) { c.Limits.MaxInFlight = 1; c.Jobs.Enabled = false }))
+	h := srv.App.Handler() // the router's in-flight limit covers the AWS route
 	newReq := func(body io.Reader) *http.Request {
 		r := httptest.NewRequest(http.MethodPost, "/", body)
 		r.Header.Set("X-Amz-Target", "TrentService.ListKeys")

@@ -82,13 +82,13 @@ func resources(md *kms.KeyMetadata) []string {
 // resources; then only statements with resource "*" apply.
 func (c *call) authorize(action string, res ...string) error {
 	c.resources = appendUnique(c.resources, res...)
-	if !c.principal.Policy.Allowed(action, res...) {
+	if !c.x.Allowed(action, res...) {
 		target := "*"
 		if len(res) > 0 {
 			target = c.h.resourceARN(res[0])
 		}
 		return &Error{Type: ExcAccessDenied, Message: fmt.Sprintf("access key %s is not authorized to perform %s on resource %s",
-			c.principal.AccessKeyID, action, target)}
+			c.x.AccessKeyID(), action, target)}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	kmscore "github.com/kmsgo/kmsgo/server/internal/kms"
+	"github.com/kmsgo/kmsgo/server/internal/kmsdinternal"
 	"github.com/kmsgo/kmsgo/server/kmstest"
 )
 
@@ -21,7 +22,7 @@ import (
 func TestRetiredVersion(t *testing.T) {
 	srv := kmstest.Start(t)
 	c := adminClient(srv)
-	core := srv.App.KMS
+	core := kmsdinternal.Of(srv.App).KMS
 	k := must[*kms.CreateKeyOutput](t)(c.CreateKey(ctx, &kms.CreateKeyInput{})).KeyMetadata
 	id := aws.ToString(k.KeyId)
 	enc := must[*kms.EncryptOutput](t)(c.Encrypt(ctx, &kms.EncryptInput{KeyId: k.KeyId, Plaintext: []byte("old")}))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kmsgo/kmsgo/server/internal/ciphertext"
 	"github.com/kmsgo/kmsgo/server/internal/kms"
+	"github.com/kmsgo/kmsgo/server/internal/kmsdinternal"
 	"github.com/kmsgo/kmsgo/server/kmstest"
 )
 
@@ -169,7 +170,7 @@ func TestRequestParsesCiphertextOnce(t *testing.T) {
 					}
 				}, 1},
 				{"core Decrypt", blob, func() {
-					out, err := srv.App.KMS.Decrypt(ctx, kms.DecryptInput{CiphertextBlob: blob, EncryptionContext: ec, KeyID: alias})
+					out, err := kmsdinternal.Of(srv.App).KMS.Decrypt(ctx, kms.DecryptInput{CiphertextBlob: blob, EncryptionContext: ec, KeyID: alias})
 					if err != nil || string(out.Plaintext) != "secret" {
 						t.Fatalf("core Decrypt: %v", err)
 					}

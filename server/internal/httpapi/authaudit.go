@@ -10,7 +10,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kmsgo/kmsgo/server/audit"
-	"github.com/kmsgo/kmsgo/starter/kmsapi"
 )
 
 // Authentication failures are audited, at most authAuditRate a second on
@@ -56,10 +55,11 @@ func (l *authAuditLimiter) allow(now time.Time) (bool, int64) {
 
 var credentialRE = regexp.MustCompile(`Credential=([^/,\s]{1,128})/`)
 
-// auditAuthFailure records a failed authentication (rate-limited). The
-// claimed access key id comes from the Authorization header, sanitized; a
-// failure to write the record is logged, the answer stays 401.
-func (s *Server) auditAuthFailure(c *gin.Context, code string) {
+// auditAuthFailure records a failed authentication (rate-limited) on a
+// route (x: an Extra route, or nil) answered with status. The claimed
+// access key id comes from the Authorization header, sanitized; a failure
+// to write the record is logged, the answer stays.
+func (s *Server) auditAuthFailure(c *gin.Context, x *Route, code string, status int) {
 	ok, suppressed := s.authLim.allow(time.Now())
 	if !ok {
 		return
@@ -68,16 +68,12 @@ func (s *Server) auditAuthFailure(c *gin.Context, code string) {
 	if m := credentialRE.FindStringSubmatch(c.GetHeader("Authorization")); m != nil {
 		ak = m[1]
 	}
-	status, _ := kmsapi.CodeStatus(code)
+	details := newDetails(c, x, nil)
+	details["status"] = strconv.Itoa(status)
 	rec := audit.Record{
 		Time: time.Now(), RequestID: c.GetString(ctxRequestID), AccessKeyID: sanitize(ak, 64),
 		Action: ActionAuthenticate, Result: audit.ResultError, ReasonCode: code,
-		SourceAddr: truncUTF8(c.ClientIP(), 128),
-		Details: map[string]string{
-			"method": c.Request.Method,
-			"path":   sanitize(c.Request.URL.Path, 256),
-			"status": strconv.Itoa(status),
-		},
+		SourceAddr: truncUTF8(c.ClientIP(), 128), Details: details,
 	}
 	if suppressed > 0 {
 		rec.Details["suppressed"] = strconv.FormatInt(suppressed, 10)

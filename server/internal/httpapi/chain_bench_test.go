@@ -97,7 +97,7 @@ func benchChain(b *testing.B, srv *kmstest.Server, protection string) {
 			b.Fatal(err)
 		}
 		req.RemoteAddr = "127.0.0.1:40000"
-		h := srv.App.Handler
+		h := srv.App.Handler()
 		// one serves a copy of req (so that goroutines do not share it).
 		one := func(b *testing.B, w *discardWriter, rd *bytes.Reader) {
 			rd.Reset(raw)

@@ -26,8 +26,10 @@
 //	{"error":{"code":"NotFound","message":"...","request_id":"..."}}
 //
 // Options.Extra mounts more authenticated routes (another protocol over the
-// same core, such as the AWS KMS JSON protocol at POST /) behind the same
-// limits, authentication and audit; see Route and Call.
+// same core, such as the AWS KMS JSON protocol at POST /, package awsapi)
+// behind the same limits, authentication and audit (intent first through
+// Call.WriteIntent); they answer in their own protocol's shape; see Route
+// and Call.
 //
 // Unauthenticated routes: /healthz, /readyz, /metrics, /openapi.json.
 package httpapi

@@ -34,6 +34,10 @@ func validationf(format string, args ...any) error {
 // classify maps an error to its API code and the message shown to callers.
 // Server faults get a fixed message; the details go to the log only.
 func classify(err error) (code, msg string) {
+	var ce CodedError
+	if errors.As(err, &ce) {
+		return ce.KMSCode(), message(err)
+	}
 	switch {
 	case errors.Is(err, kms.ErrInvalidCiphertext):
 		return kmsapi.CodeInvalidCiphertext, "the ciphertext could not be decrypted"

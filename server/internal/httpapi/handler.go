@@ -39,6 +39,8 @@ type reqCtx struct {
 	intentSeq  int64          // seq of the intent record, 0 if none
 	cleanup    []func()
 	res        [4]string // backing array of resources (no allocation for one key)
+
+	details map[string]string // an Extra route's audit details (Call.SetDetail)
 }
 
 var reqPool = sync.Pool{New: func() any { return new(reqCtx) }}
@@ -275,26 +277,35 @@ func (s *Server) wrap(r route) gin.HandlerFunc {
 	}
 	mutates := changes(r)
 	return func(c *gin.Context) {
+		if r.extra != nil {
+			if x := r.extra; x.Observe != nil {
+				start := time.Now()
+				defer func() { x.Observe(c.Request, c.Writer.Status(), c.Writer.Header(), time.Since(start)) }()
+			}
+			if !s.check(c, r) {
+				return
+			}
+		}
 		if s.slots != nil {
 			select {
 			case s.slots <- struct{}{}:
 				defer func() { <-s.slots }()
 			default:
-				s.reject(c, r, kmsapi.CodeTooManyRequests, "too many requests in flight, retry later")
+				s.reject(c, r, ErrTooManyRequests, kmsapi.CodeTooManyRequests, "too many requests in flight, retry later")
 				return
 			}
 		}
 		if c.Request.ContentLength > limit {
-			s.reject(c, r, kmsapi.CodePayloadTooLarge, "request body too large")
+			s.reject(c, r, ErrPayloadTooLarge, kmsapi.CodePayloadTooLarge, "request body too large")
 			return
 		}
 		body, err := readBody(c, limit)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				s.reject(c, r, kmsapi.CodePayloadTooLarge, "request body too large")
+				s.reject(c, r, ErrPayloadTooLarge, kmsapi.CodePayloadTooLarge, "request body too large")
 			} else {
-				s.reject(c, r, kmsapi.CodeValidation, "could not read request body")
+				s.reject(c, r, fmt.Errorf("%w: could not read request body: %w", ErrValidation, err), kmsapi.CodeValidation, "could not read request body")
 			}
 			return
 		}
@@ -306,10 +317,7 @@ func (s *Server) wrap(r route) gin.HandlerFunc {
 				code, msg = kmsapi.CodeInternal, "internal error"
 			}
 			s.log.Info("authentication failed", "request_id", c.GetString(ctxRequestID), "reason", err.Error())
-			if code == kmsapi.CodeUnauthenticated {
-				s.auditAuthFailure(c, code)
-			}
-			s.reject(c, r, code, msg)
+			s.reject(c, r, err, code, msg)
 			return
 		}
 		c.Set(ctxAccessKey, p.AccessKeyID)
@@ -346,9 +354,22 @@ func (s *Server) wrap(r route) gin.HandlerFunc {
 }
 
 // reject answers a request refused before authentication completed, in
-// the route's protocol.
-func (s *Server) reject(c *gin.Context, r route, code, msg string) {
-	s.fail(&reqCtx{c: c, extra: r.extra}, code, msg)
+// the route's protocol. A failed authentication is audited first
+// (rate-limited), with the status of that answer.
+func (s *Server) reject(c *gin.Context, r route, err error, code, msg string) {
+	if r.extra == nil || r.extra.EncodeError == nil {
+		if code == kmsapi.CodeUnauthenticated {
+			status, _ := kmsapi.CodeStatus(code)
+			s.auditAuthFailure(c, r.extra, code, status)
+		}
+		s.writeError(c, code, msg)
+		return
+	}
+	rep := s.failReply(&reqCtx{c: c, extra: r.extra}, err, code, msg)
+	if code == kmsapi.CodeUnauthenticated {
+		s.auditAuthFailure(c, r.extra, code, rep.Status)
+	}
+	writeReply(c, rep)
 }
 
 // readBody reads the whole request body under limit.
@@ -374,7 +395,8 @@ func readBody(c *gin.Context, limit int64) ([]byte, error) {
 
 // audit appends the request's audit record and reports whether the answer
 // may be sent. A failed append fails the request (fail closed): the error
-// answer is written here.
+// answer is written here. status is the answer's (for a /v1 route, that of
+// success: an error's is its code's).
 func (s *Server) audit(rc *reqCtx, status int, herr error) bool {
 	c := rc.c
 	rec := audit.Record{
@@ -383,16 +405,15 @@ func (s *Server) audit(rc *reqCtx, status int, herr error) bool {
 		RequestID: c.GetString(ctxRequestID), SourceAddr: truncUTF8(c.ClientIP(), 128),
 	}
 	rec.KeyID = keyOf(rc.resources)
-	details := map[string]string{
-		"method": c.Request.Method,
-		"path":   sanitize(c.Request.URL.Path, 256),
-	}
+	details := rc.newDetails()
 	if len(rc.resources) > 0 {
 		details["resources"] = sanitize(strings.Join(rc.resources, ","), 256)
 	}
 	if herr != nil {
 		code, _ := classify(herr)
-		status, _ = kmsapi.CodeStatus(code)
+		if rc.extra == nil {
+			status, _ = kmsapi.CodeStatus(code)
+		}
 		rec.Result, rec.ReasonCode = audit.ResultError, code
 		if reason := kms.ReasonCode(herr); reason != "" {
 			details["reason"] = reason
@@ -417,8 +438,35 @@ func (s *Server) audit(rc *reqCtx, status int, herr error) bool {
 	if errors.Is(aerr, kms.ErrUnavailable) {
 		code, msg = kmsapi.CodeHSMUnavailable, "the audit log is unavailable, retry later"
 	}
-	s.fail(rc, code, msg)
+	s.fail(rc, fmt.Errorf("%w: %w", ErrAuditUnavailable, aerr), code, msg)
 	return false
+}
+
+// newDetails returns the details map of one of rc's audit records: an Extra
+// route's details, then the method and path.
+func (rc *reqCtx) newDetails() map[string]string {
+	return newDetails(rc.c, rc.extra, rc.details)
+}
+
+// newDetails returns the details map of an audit record: x's Details (if
+// x is not nil), more, then the method and path of c's request.
+func newDetails(c *gin.Context, x *Route, more map[string]string) map[string]string {
+	n := len(more) + 6
+	if x != nil {
+		n += len(x.Details)
+	}
+	d := make(map[string]string, n)
+	if x != nil {
+		for k, v := range x.Details {
+			d[k] = sanitize(v, 256)
+		}
+	}
+	for k, v := range more {
+		d[k] = v
+	}
+	d["method"] = c.Request.Method
+	d["path"] = sanitize(c.Request.URL.Path, 256)
+	return d
 }
 
 // truncUTF8 cuts s to at most n bytes on a rune boundary.

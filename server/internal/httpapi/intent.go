@@ -41,10 +41,7 @@ func (rc *reqCtx) writeIntent(in any) error {
 		Result: audit.ResultIntent, RequestID: c.GetString(ctxRequestID), SourceAddr: truncUTF8(c.ClientIP(), 128),
 	}
 	rec.KeyID = keyOf(rc.resources)
-	details := map[string]string{
-		"method": c.Request.Method,
-		"path":   sanitize(c.Request.URL.Path, 256),
-	}
+	details := rc.newDetails()
 	if len(rc.resources) > 0 {
 		details["resources"] = sanitize(strings.Join(rc.resources, ","), 256)
 	}

@@ -50,6 +50,10 @@ func (s *Server) OpenAPI() map[string]any {
 			"summary":     r.Summary,
 			"operationId": operationID(r),
 		}
+		if r.extra != nil {
+			item[strings.ToLower(r.Method)] = extraOperation(op, r.extra)
+			continue
+		}
 		var params []any
 		for _, m := range ginParam.FindAllStringSubmatch(r.Path, -1) {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
@@ -103,8 +107,28 @@ func itoa(n int) string {
 	return string(b)
 }
 
+// extraOperation completes the OpenAPI operation of an Extra route: its
+// bodies and error answers are in its own protocol, and it names its
+// policy actions per request.
+func extraOperation(op map[string]any, x *Route) map[string]any {
+	ct := x.ContentType
+	if ct == "" {
+		ct = "application/json"
+	}
+	content := map[string]any{ct: map[string]any{"schema": map[string]any{"type": "object"}}}
+	op["requestBody"] = map[string]any{"required": false, "content": content}
+	op["responses"] = map[string]any{
+		"200":     map[string]any{"description": http.StatusText(http.StatusOK), "content": content},
+		"default": map[string]any{"description": "Error, in the protocol of the route", "content": content},
+	}
+	return op
+}
+
 func operationID(r route) string {
-	if r.Action != "" {
+	if r.extra != nil && r.extra.OperationID != "" {
+		return r.extra.OperationID
+	}
+	if r.Action != "" || r.extra != nil {
 		return strings.ToLower(r.Method) + "_" + strings.NewReplacer("/", "_", ":", "", "-", "_").Replace(strings.TrimPrefix(r.Path, "/"))
 	}
 	return strings.TrimSuffix(strings.TrimPrefix(r.Path, "/"), ".json")

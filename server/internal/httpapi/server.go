@@ -65,19 +65,15 @@ type Options struct {
 	// either audited or reported as failed.
 	AuditTimeout time.Duration
 
-	// AWS, when set, serves POST / (the AWS KMS JSON protocol, package
-	// awsapi, which authenticates and audits through the same auth and
-	// audit services) with the client address derived like the /v1 routes'.
-	AWS func(w http.ResponseWriter, r *http.Request, clientIP string)
-
 	// Jobs serves GET /v1/jobs and POST /v1/jobs/:name/run. Nil: this
 	// replica runs no jobs (the list is empty, a run is NotFound).
 	Jobs Jobs
 
 	// Extra mounts more authenticated routes (another protocol over the
-	// same core, such as the AWS KMS JSON protocol at POST /) behind the
-	// same body limit, SigV4 authentication, in-flight limit, audit
-	// (fail closed) and metrics as the /v1 routes.
+	// same core, such as the AWS KMS JSON protocol at POST /, package
+	// awsapi) behind the same body limit, SigV4 authentication, in-flight
+	// limit, audit (fail closed) and metrics as the /v1 routes. A route
+	// whose method and path another route has is an error.
 	Extra []Route
 }
 
@@ -152,14 +148,11 @@ func New(o Options) (*Server, error) {
 			return nil, errors.New("httpapi: an Extra route needs Method, Path and Serve")
 		}
 		r := route{Method: x.Method, Path: x.Path, Summary: x.Summary, Status: http.StatusOK, extra: &x}
-		s.routes = append(s.routes, r)
-		s.engine.Handle(r.Method, r.Path, s.wrap(r))
+		if err := s.mountExtra(r); err != nil {
+			return nil, err
+		}
 	}
 	s.engine.NoRoute(func(c *gin.Context) {
-		if o.AWS != nil && c.Request.Method == http.MethodPost && c.Request.URL.Path == "/" {
-			o.AWS(c.Writer, c.Request, c.ClientIP()) // outside the /v1 route table and its OpenAPI document
-			return
-		}
 		s.writeError(c, kmsapi.CodeNotFound, "no such route")
 	})
 	return s, nil
