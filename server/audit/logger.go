@@ -533,20 +533,15 @@ func (l *Logger) write(ctx context.Context, batch []*pending) error {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
-	seq, prev := l.head.Seq, l.head.Hash
 	l.args = l.args[:0]
-	for _, p := range batch {
-		seq++
-		r := &p.rec
-		r.ReplicaID, r.Seq, r.PrevHash = l.cfg.ReplicaID, seq, prev
-		r.Hash, l.buf = l.mac.hash(r, l.buf)
-		prev = r.Hash
-		var err error
-		if l.args, err = appendRowArgs(l.args, r); err != nil {
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
+	head, err := l.stamp(batch, func(r *Record, _ []byte) (err error) {
+		l.args, err = appendRowArgs(l.args, r)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	err := l.insert(ctx, l.args)
+	err = l.insert(ctx, l.args)
 	clear(l.args) // drop references to the batch's strings
 	if err != nil {
 		// The outcome may be unknown (a lost COMMIT reply): re-read the
@@ -554,8 +549,27 @@ func (l *Logger) write(ctx context.Context, batch []*pending) error {
 		l.headValid = false
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	l.setHead(Head{ReplicaID: l.cfg.ReplicaID, Seq: seq, Hash: prev})
+	l.setHead(head)
 	return nil
+}
+
+// stamp chains batch onto the head (the leader's): it sets each record's
+// ReplicaID, Seq, PrevHash and Hash, and calls each with the record and its
+// canonical encoding (valid until the next call). It returns the head the
+// batch would make; the caller sets it once the batch is durable.
+func (l *Logger) stamp(batch []*pending, each func(r *Record, canon []byte) error) (Head, error) {
+	seq, prev := l.head.Seq, l.head.Hash
+	for _, p := range batch {
+		seq++
+		r := &p.rec
+		r.ReplicaID, r.Seq, r.PrevHash = l.cfg.ReplicaID, seq, prev
+		r.Hash, l.buf = l.mac.hash(r, l.buf)
+		prev = r.Hash
+		if err := each(r, l.buf); err != nil {
+			return Head{}, err
+		}
+	}
+	return Head{ReplicaID: l.cfg.ReplicaID, Seq: seq, Hash: prev}, nil
 }
 
 func (l *Logger) setHead(h Head) {

@@ -155,23 +155,18 @@ func (l *Logger) spoolCommit(ctx context.Context, batch []*pending) error {
 			return fmt.Errorf("%w: spool: %v", ErrUnavailable, err)
 		}
 	}
-	seq, prev := l.head.Seq, l.head.Hash
 	l.sp.buf = l.sp.buf[:0]
-	for _, p := range batch {
-		seq++
-		r := &p.rec
-		r.ReplicaID, r.Seq, r.PrevHash = l.cfg.ReplicaID, seq, prev
-		r.Hash, l.buf = l.mac.hash(r, l.buf)
-		l.sp.appendFrame(l.buf, r.Hash)
-		prev = r.Hash
-	}
-	if err := l.sp.flush(seq); err != nil {
+	head, _ := l.stamp(batch, func(r *Record, canon []byte) error {
+		l.sp.appendFrame(canon, r.Hash)
+		return nil
+	})
+	if err := l.sp.flush(head.Seq); err != nil {
 		if errors.Is(err, errSpoolBroken) {
 			l.broken = err
 		}
 		return fmt.Errorf("%w: spool: %v", ErrUnavailable, err)
 	}
-	l.setHead(Head{ReplicaID: l.cfg.ReplicaID, Seq: seq, Hash: prev})
+	l.setHead(head)
 	l.blMu.Lock()
 	for _, p := range batch {
 		l.backlog = append(l.backlog, p.rec)
@@ -205,16 +200,12 @@ func (l *Logger) writeThrough(ctx context.Context, batch []*pending) error {
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}
-	seq, prev := l.head.Seq, l.head.Hash
-	for _, p := range batch {
-		seq++
-		r := &p.rec
-		r.ReplicaID, r.Seq, r.PrevHash = l.cfg.ReplicaID, seq, prev
-		r.Hash, l.buf = l.mac.hash(r, l.buf)
-		prev = r.Hash
-		if args, err = appendRowArgs(args, r); err != nil {
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
+	head, err := l.stamp(batch, func(r *Record, _ []byte) (err error) {
+		args, err = appendRowArgs(args, r)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	err = l.insert(ctx, args)
 	clear(args)
@@ -223,8 +214,8 @@ func (l *Logger) writeThrough(ctx context.Context, batch []*pending) error {
 		l.dbFailed(err)
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	l.setHead(Head{ReplicaID: l.cfg.ReplicaID, Seq: seq, Hash: prev})
-	l.inserted(len(pend), seq)
+	l.setHead(head)
+	l.inserted(len(pend), head.Seq)
 	return nil
 }
 
