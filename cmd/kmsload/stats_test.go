@@ -113,6 +113,8 @@ func TestReportChecks(t *testing.T) {
 		{"p99_at_c16", opDecrypt, protSoftware}:                       false,
 		{"p99_at_c16", opEncrypt, protHSM}:                            true,
 		{"p99_at_c16", opGenerateDataKey, protSoftware}:               false,
+		{"hsm_rate_vs_software", opEncrypt, protHSM}:                  false, // 2000 / 6000
+		{"p50_at_c1", opEncrypt, protSoftware}:                        true,
 	}
 	if len(got) != len(want) {
 		t.Fatalf("checks %v, want %v", got, want)
@@ -128,5 +130,48 @@ func TestReportChecks(t *testing.T) {
 	}
 	if r.Results[6].RatioHealthz != nil {
 		t.Fatal("ratio computed without a baseline at that concurrency")
+	}
+}
+
+// TestReportChecksAgainstGin: with a gin row at the same concurrency the
+// rate and CPU targets are against gin, and p50 at c=1 and the HSM ratio
+// are checked.
+func TestReportChecksAgainstGin(t *testing.T) {
+	var r report
+	add := func(op, prot string, c int, ops float64, p50 time.Duration, cpuPerOp time.Duration) {
+		r.add(cell{op: op, protection: prot, concurrency: c},
+			summary{Requests: 1000, OpsPerSec: ops, P50: p50, P99: time.Millisecond}, nil, 0, 1000*cpuPerOp)
+	}
+	add(opGin, "", 16, 20000, time.Millisecond, 40*time.Microsecond)
+	add(opEncrypt, protSoftware, 16, 11000, time.Millisecond, 90*time.Microsecond) // 0.55x, 2.25x: pass
+	add(opDecrypt, protSoftware, 16, 9000, time.Millisecond, 110*time.Microsecond) // 0.45x, 2.75x: fail
+	add(opEncrypt, protHSM, 16, 9000, time.Millisecond, 100*time.Microsecond)      // 0.82x SOFTWARE: pass
+	add(opGin, "", 1, 5000, 150*time.Microsecond, 100*time.Microsecond)
+	add(opEncrypt, protSoftware, 1, 2500, 350*time.Microsecond, 200*time.Microsecond) // p50 too high
+	r.finish()
+	type key struct {
+		name, op, prot string
+		c              int
+	}
+	got := map[key]checkRow{}
+	for _, c := range r.Checks {
+		got[key{c.Name, c.Op, c.Protection, c.Concurrency}] = c
+	}
+	for k, want := range map[key]bool{
+		{"software_rate_vs_gin", opEncrypt, protSoftware, 16}: true,
+		{"software_rate_vs_gin", opDecrypt, protSoftware, 16}: false,
+		{"server_cpu_vs_gin", opEncrypt, protSoftware, 16}:    true,
+		{"server_cpu_vs_gin", opDecrypt, protSoftware, 16}:    false,
+		{"hsm_rate_vs_software", opEncrypt, protHSM, 16}:      true,
+		{"p50_at_c1", opEncrypt, protSoftware, 1}:             false,
+		{"software_rate_vs_gin", opEncrypt, protSoftware, 1}:  true,
+	} {
+		c, ok := got[k]
+		if !ok || c.Pass != want {
+			t.Errorf("check %v: %+v (present %v), want pass=%v", k, c, ok, want)
+		}
+	}
+	if _, ok := got[key{"software_rate_vs_healthz", opEncrypt, protSoftware, 16}]; ok {
+		t.Error("healthz rate checked although gin was measured")
 	}
 }
