@@ -90,8 +90,8 @@ func lowerHeader(k string) string {
 
 type sigv4Header struct {
 	name string   // lowercase
-	vals []string // nil with one for content-length/host (see val)
-	val  string
+	vals []string // values; nil for host and content-length
+	val  string   // host
 }
 
 // sign signs r for service and region at time t. payloadHash is the hex
@@ -130,7 +130,7 @@ func (s *sigv4Signer) sign(r *http.Request, payloadHash, service, region string,
 	var hdrBuf [12]sigv4Header
 	hdrs := append(hdrBuf[:0], sigv4Header{name: "host", val: host})
 	if r.ContentLength > 0 {
-		hdrs = append(hdrs, sigv4Header{name: "content-length", val: strconv.FormatInt(r.ContentLength, 10)})
+		hdrs = append(hdrs, sigv4Header{name: "content-length"})
 	}
 	for k, v := range h {
 		if sigv4Ignored(k) || strings.EqualFold(k, "content-length") {
@@ -181,7 +181,7 @@ func (s *sigv4Signer) sign(r *http.Request, payloadHash, service, region string,
 		case hd.name == "host":
 			cr = append(cr, stripExcessSpaces(hd.val)...)
 		case hd.vals == nil && hd.name == "content-length":
-			cr = append(cr, hd.val...)
+			cr = strconv.AppendInt(cr, r.ContentLength, 10)
 		default:
 			for j, v := range hd.vals {
 				if j > 0 {
@@ -223,16 +223,19 @@ func (s *sigv4Signer) sign(r *http.Request, payloadHash, service, region string,
 
 	// Authorization.
 	const credPart, shPart, sigPart = " Credential=", ", SignedHeaders=", ", Signature="
-	auth := make([]byte, 0, len(sigv4Algorithm)+len(credPart)+len(key.credential)+len(shPart)+(signedEnd-signedStart)+len(sigPart)+2*sha256.Size)
-	auth = append(auth, sigv4Algorithm...)
-	auth = append(auth, credPart...)
-	auth = append(auth, key.credential...)
-	auth = append(auth, shPart...)
-	auth = append(auth, cr[signedStart:signedEnd]...)
-	auth = append(auth, sigPart...)
-	auth = hex.AppendEncode(auth, sig[:])
+	var sigHex [2 * sha256.Size]byte
+	hex.Encode(sigHex[:], sig[:])
+	var auth strings.Builder
+	auth.Grow(len(sigv4Algorithm) + len(credPart) + len(key.credential) + len(shPart) + (signedEnd - signedStart) + len(sigPart) + len(sigHex))
+	auth.WriteString(sigv4Algorithm)
+	auth.WriteString(credPart)
+	auth.WriteString(key.credential)
+	auth.WriteString(shPart)
+	auth.Write(cr[signedStart:signedEnd])
+	auth.WriteString(sigPart)
+	auth.Write(sigHex[:])
 	key.macs.Put(sc)
-	h["Authorization"] = append(h["Authorization"][:0], string(auth))
+	h["Authorization"] = append(h["Authorization"][:0], auth.String())
 }
 
 // signingKey returns the cached key of (day, region, service), deriving it
@@ -246,9 +249,10 @@ func (s *sigv4Signer) signingKey(day []byte, region, service string) *sigv4Key {
 	if k := s.key.Load(); k != nil && string(k.day[:]) == string(day) && k.region == region && k.service == service {
 		return k
 	}
+	dayCopy := append([]byte(nil), day...) // keeps the caller's buffer off the heap
 	secret := make([]byte, 0, 4+len(s.secret))
 	secret = append(append(secret, "AWS4"...), s.secret...)
-	kDate := hmacSHA256(secret, day)
+	kDate := hmacSHA256(secret, dayCopy)
 	kRegion := hmacSHA256(kDate, []byte(region))
 	kService := hmacSHA256(kRegion, []byte(service))
 	kSigning := hmacSHA256(kService, []byte("aws4_request"))

@@ -233,7 +233,7 @@ func TestSigv4Concurrent(t *testing.T) {
 
 func benchSignCase(b *testing.B) (sigv4Case, func() (*http.Request, string)) {
 	c := sigv4Case{method: "POST", target: "http://127.0.0.1:8080/v1/keys/alias%2Forders/encrypt",
-		body: []byte(`{"key_id":"alias/orders","plaintext":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0-Pw==","encryption_context":{"a":"b"}}`),
+		body:  []byte(`{"key_id":"alias/orders","plaintext":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0-Pw==","encryption_context":{"a":"b"}}`),
 		nonce: true, region: "local", at: time.Date(2026, 12, 2, 7, 0, 0, 0, time.UTC)}
 	return c, func() (*http.Request, string) { return c.build(b) }
 }
