@@ -312,7 +312,7 @@ func (c *Client) attempt(ctx context.Context, op call, target string, body *body
 	if op.out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
-	if err := json.Unmarshal(raw, op.out); err != nil {
+	if err := decodeResponse(raw, op.out); err != nil {
 		return fmt.Errorf("%w: %s %s: %v", ErrMalformedResponse, op.method, op.path, redactJSONError(err))
 	}
 	return nil
