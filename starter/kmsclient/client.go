@@ -17,9 +17,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // Defaults of Config.
@@ -94,10 +91,9 @@ func (c Config) GoString() string { return c.String() }
 // Client talks to kmsd. It is safe for concurrent use.
 type Client struct {
 	base       *url.URL
-	creds      aws.Credentials
 	region     string
 	hc         *http.Client
-	signer     *v4.Signer
+	signer     *sigv4Signer
 	timeout    time.Duration
 	maxRetries int
 	baseDelay  time.Duration
@@ -126,10 +122,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		base:       u,
-		creds:      aws.Credentials{AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, Source: "kmsclient"},
 		region:     cfg.Region,
 		hc:         cfg.HTTPClient,
-		signer:     v4.NewSigner(),
+		signer:     &sigv4Signer{accessKeyID: cfg.AccessKeyID, secret: cfg.SecretAccessKey},
 		timeout:    cfg.Timeout,
 		maxRetries: cfg.MaxRetries,
 		baseDelay:  cfg.RetryBaseDelay,
@@ -280,9 +275,7 @@ func (c *Client) attempt(ctx context.Context, op call, target string, body *body
 		req.Header.Set("X-Kms-Nonce", n)
 	}
 	// Set after signing: the signer skips User-Agent anyway.
-	if err := c.signer.SignHTTP(actx, c.creds, req, payloadHash, "kms", c.region, c.now()); err != nil {
-		return fmt.Errorf("kmsclient: sign request: %w", err)
-	}
+	c.signer.sign(req, payloadHash, "kms", c.region, c.now())
 	req.Header.Set("User-Agent", c.userAgent)
 
 	resp, err := c.hc.Do(req)
@@ -319,7 +312,7 @@ func (c *Client) attempt(ctx context.Context, op call, target string, body *body
 	if op.out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
-	if err := json.Unmarshal(raw, op.out); err != nil {
+	if err := decodeResponse(raw, op.out); err != nil {
 		return fmt.Errorf("%w: %s %s: %v", ErrMalformedResponse, op.method, op.path, redactJSONError(err))
 	}
 	return nil
