@@ -126,6 +126,15 @@ type Source struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	// fetchMu guards fetching against Close: every SDK read runs while
+	// fetching counts it, and Close waits for them (bounded by Timeout)
+	// before it shuts the SDK client down. nacos-sdk-go's RpcClient reads
+	// its status without synchronization while a failing request changes
+	// it, so a read left running across CloseClient races with the SDK's
+	// own listen loop.
+	fetchMu  sync.Mutex
+	fetching sync.WaitGroup
+	stopping bool
 }
 
 var _ configcenter.Source = (*Source)(nil)
@@ -337,7 +346,15 @@ func (s *Source) fetch(ctx context.Context, dataID string) (string, error) {
 		err     error
 	}
 	ch := make(chan result, 1)
+	s.fetchMu.Lock()
+	if s.stopping {
+		s.fetchMu.Unlock()
+		return "", ErrClosed
+	}
+	s.fetching.Add(1)
+	s.fetchMu.Unlock()
 	go func() {
+		defer s.fetching.Done()
 		c, err := s.client.GetConfig(vo.ConfigParam{DataId: dataID, Group: s.cfg.Group})
 		ch <- result{c, err}
 	}()
@@ -522,6 +539,15 @@ func (s *Source) Watch(ctx context.Context, onChange func(configcenter.State), o
 func (s *Source) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
+		s.fetchMu.Lock()
+		s.stopping = true
+		s.fetchMu.Unlock()
+		done := make(chan struct{})
+		go func() { s.fetching.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(s.cfg.Timeout):
+		}
 		s.client.CloseClient()
 		s.tighten()
 	})
