@@ -39,11 +39,18 @@ func StripPort(hostport string) string {
 // IsDefaultPort reports whether port is empty or the default port of
 // scheme (80 for http, 443 for https; the scheme in any case).
 func IsDefaultPort(scheme, port string) bool {
-	if port == "" {
+	var want string
+	switch port {
+	case "":
 		return true
+	case "80":
+		want = "http"
+	case "443":
+		want = "https"
+	default:
+		return false
 	}
-	s := strings.ToLower(scheme)
-	return s == "http" && port == "80" || s == "https" && port == "443"
+	return scheme == want || strings.ToLower(scheme) == want
 }
 
 // AppendStripExcessSpaces appends s without its leading and trailing

@@ -172,13 +172,13 @@ func appendCanonicalQuery(dst []byte, qs []sigv4.QueryParam, raw string) ([]byte
 	if err != nil {
 		return dst, qs[:0], fmt.Errorf("%w: malformed query string", ErrUnauthenticated)
 	}
-	for _, v := range query {
-		if len(v) > 1 {
-			return dst, qs[:0], fmt.Errorf("%w: repeated query parameter", ErrUnauthenticated)
-		}
+	// Every key holds at least one value, so one pair a key means no key
+	// is repeated.
+	out, qs := sigv4.AppendCanonicalQuery(dst, query, qs)
+	if len(qs) != len(query) {
+		return dst, qs, fmt.Errorf("%w: repeated query parameter", ErrUnauthenticated)
 	}
-	dst, qs = sigv4.AppendCanonicalQuery(dst, query, qs)
-	return dst, qs, nil
+	return out, qs, nil
 }
 
 // derivedKey is the SigV4 signing key of one secret for one date (the
