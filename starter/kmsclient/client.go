@@ -3,7 +3,6 @@ package kmsclient
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -17,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kmsgo/kmsgo/starter/sigv4"
 )
 
 // Defaults of Config.
@@ -202,8 +203,7 @@ func (c *Client) do(ctx context.Context, op call) error {
 	if op.secretBody {
 		defer buf.wipe()
 	}
-	sum := sha256.Sum256(body)
-	payloadHash := hex.EncodeToString(sum[:])
+	payloadHash := sigv4.HexSHA256(body)
 
 	u := *c.base
 	rawPath := c.base.EscapedPath() + op.path

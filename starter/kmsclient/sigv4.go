@@ -7,12 +7,13 @@ import (
 	"hash"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kmsgo/kmsgo/starter/sigv4"
 )
 
 // sigv4Signer signs requests with AWS Signature Version 4 (header form),
@@ -39,6 +40,7 @@ type sigv4Key struct {
 	day     [8]byte // YYYYMMDD
 	region  string
 	service string
+	parts   sigv4.Scope
 	scope   string // YYYYMMDD/region/service/aws4_request
 	// credential is "AccessKeyID/scope".
 	credential string
@@ -53,10 +55,7 @@ type sigv4Scratch struct {
 	sum [sha256.Size]byte
 }
 
-const (
-	sigv4Algorithm = "AWS4-HMAC-SHA256"
-	sigv4TimeLen   = len("20060102T150405Z")
-)
+const sigv4TimeLen = len(sigv4.TimeFormat)
 
 // sigv4Ignored are the header keys the SDK leaves unsigned; like the SDK,
 // the match is on the exact key.
@@ -100,13 +99,14 @@ func (s *sigv4Signer) sign(r *http.Request, payloadHash, service, region string,
 	t = t.UTC()
 	var amzDate [sigv4TimeLen]byte
 	formatAmzDate(&amzDate, t)
+	amzDateStr := string(amzDate[:])
 
 	h := r.Header
 	if h == nil {
 		h = make(http.Header)
 		r.Header = h
 	}
-	h["X-Amz-Date"] = append(h["X-Amz-Date"][:0], string(amzDate[:]))
+	h["X-Amz-Date"] = append(h["X-Amz-Date"][:0], amzDateStr)
 	if s.sessionToken != "" {
 		h["X-Amz-Security-Token"] = append(h["X-Amz-Security-Token"][:0], s.sessionToken)
 	}
@@ -116,8 +116,8 @@ func (s *sigv4Signer) sign(r *http.Request, payloadHash, service, region string,
 	if host == "" {
 		host = r.URL.Host
 	}
-	if port := portOnly(host); port != "" && isDefaultPort(r.URL.Scheme, port) {
-		r.Host = stripPort(host)
+	if port := sigv4.PortOnly(host); port != "" && sigv4.IsDefaultPort(r.URL.Scheme, port) {
+		r.Host = sigv4.StripPort(host)
 	}
 	host = r.URL.Host
 	if r.Host != "" {
@@ -162,7 +162,8 @@ func (s *sigv4Signer) sign(r *http.Request, payloadHash, service, region string,
 	// Canonical query; the SDK also sends it in this form.
 	var query string
 	if r.URL.RawQuery != "" {
-		query = canonicalQuery(r.URL.Query())
+		q, _ := sigv4.AppendCanonicalQuery(nil, r.URL.Query(), nil)
+		query = string(q)
 		r.URL.RawQuery = query
 	}
 
@@ -179,16 +180,11 @@ func (s *sigv4Signer) sign(r *http.Request, payloadHash, service, region string,
 		cr = append(cr, ':')
 		switch {
 		case hd.name == "host":
-			cr = append(cr, stripExcessSpaces(hd.val)...)
+			cr = sigv4.AppendStripExcessSpaces(cr, hd.val)
 		case hd.vals == nil && hd.name == "content-length":
 			cr = strconv.AppendInt(cr, r.ContentLength, 10)
 		default:
-			for j, v := range hd.vals {
-				if j > 0 {
-					cr = append(cr, ',')
-				}
-				cr = append(cr, strings.TrimSpace(stripExcessSpaces(v))...)
-			}
+			cr = sigv4.AppendHeaderValues(cr, hd.vals)
 		}
 		cr = append(cr, '\n')
 	}
@@ -203,18 +199,10 @@ func (s *sigv4Signer) sign(r *http.Request, payloadHash, service, region string,
 	signedEnd := len(cr)
 	cr = append(cr, '\n')
 	cr = append(cr, payloadHash...)
-	crSum := sha256.Sum256(cr)
 
 	// String to sign, straight into the HMAC.
-	var crHex [2 * sha256.Size]byte
-	hex.Encode(crHex[:], crSum[:])
 	sc := key.macs.Get().(*sigv4Scratch)
-	sts := append(sc.sts[:0], sigv4Algorithm+"\n"...)
-	sts = append(sts, amzDate[:]...)
-	sts = append(sts, '\n')
-	sts = append(sts, key.scope...)
-	sts = append(sts, '\n')
-	sts = append(sts, crHex[:]...)
+	sts := sigv4.AppendStringToSign(sc.sts[:0], amzDateStr, key.parts, cr)
 	sc.sts = sts
 	sc.mac.Reset()
 	sc.mac.Write(sts)
@@ -226,8 +214,8 @@ func (s *sigv4Signer) sign(r *http.Request, payloadHash, service, region string,
 	var sigHex [2 * sha256.Size]byte
 	hex.Encode(sigHex[:], sig[:])
 	var auth strings.Builder
-	auth.Grow(len(sigv4Algorithm) + len(credPart) + len(key.credential) + len(shPart) + (signedEnd - signedStart) + len(sigPart) + len(sigHex))
-	auth.WriteString(sigv4Algorithm)
+	auth.Grow(len(sigv4.Algorithm) + len(credPart) + len(key.credential) + len(shPart) + (signedEnd - signedStart) + len(sigPart) + len(sigHex))
+	auth.WriteString(sigv4.Algorithm)
 	auth.WriteString(credPart)
 	auth.WriteString(key.credential)
 	auth.WriteString(shPart)
@@ -249,31 +237,14 @@ func (s *sigv4Signer) signingKey(day []byte, region, service string) *sigv4Key {
 	if k := s.key.Load(); k != nil && string(k.day[:]) == string(day) && k.region == region && k.service == service {
 		return k
 	}
-	dayCopy := append([]byte(nil), day...) // keeps the caller's buffer off the heap
-	secret := make([]byte, 0, 4+len(s.secret))
-	secret = append(append(secret, "AWS4"...), s.secret...)
-	kDate := hmacSHA256(secret, dayCopy)
-	kRegion := hmacSHA256(kDate, []byte(region))
-	kService := hmacSHA256(kRegion, []byte(service))
-	kSigning := hmacSHA256(kService, []byte("aws4_request"))
-	clear(secret)
-	clear(kDate)
-	clear(kRegion)
-	clear(kService)
-
-	k := &sigv4Key{region: region, service: service}
+	k := &sigv4Key{region: region, service: service, parts: sigv4.Scope{Date: string(day), Region: region, Service: service}}
 	copy(k.day[:], day)
-	k.scope = string(day) + "/" + region + "/" + service + "/aws4_request"
+	k.scope = k.parts.String()
 	k.credential = s.accessKeyID + "/" + k.scope
-	k.macs.New = func() any { return &sigv4Scratch{mac: hmac.New(sha256.New, kSigning), sts: make([]byte, 0, 128)} }
+	kSigning := sigv4.DeriveKey(s.secret, k.parts)
+	k.macs.New = func() any { return &sigv4Scratch{mac: hmac.New(sha256.New, kSigning[:]), sts: make([]byte, 0, 128)} }
 	s.key.Store(k)
 	return k
-}
-
-func hmacSHA256(key, data []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write(data)
-	return m.Sum(nil)
 }
 
 // formatAmzDate writes t (UTC) as 20060102T150405Z.
@@ -300,134 +271,18 @@ func formatAmzDate(dst *[sigv4TimeLen]byte, t time.Time) {
 	dst[15] = 'Z'
 }
 
-// appendCanonicalURI appends the URI as the SDK canonicalizes it for
-// services other than S3: the escaped path (or the path of an opaque URL),
-// escaped once more, keeping '/' and the RFC 3986 unreserved characters.
+// appendCanonicalURI appends the canonical URI as the SDK builds it for
+// services other than S3: the escaped path (or the path of an opaque URL,
+// as the SDK's GetURIPath finds it), escaped once more.
 func appendCanonicalURI(dst []byte, u *url.URL) []byte {
+	if len(u.Opaque) == 0 {
+		return sigv4.AppendCanonicalPath(dst, u.EscapedPath())
+	}
+	opaque, _, _ := strings.Cut(u.Opaque, "?")
+	opaque = strings.TrimPrefix(opaque, "//")
 	var p string
-	if len(u.Opaque) > 0 {
-		opaque := u.Opaque
-		if i := strings.Index(opaque, "?"); i >= 0 {
-			opaque = opaque[:i]
-		}
-		opaque = strings.TrimPrefix(opaque, "//")
-		if i := strings.Index(opaque, "/"); i >= 0 {
-			p = opaque[i:]
-		}
-	} else {
-		p = u.EscapedPath()
+	if i := strings.Index(opaque, "/"); i >= 0 {
+		p = opaque[i:]
 	}
-	if p == "" {
-		p = "/"
-	}
-	const upperhex = "0123456789ABCDEF"
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if c == '/' || uriUnreserved(c) {
-			dst = append(dst, c)
-		} else {
-			dst = append(dst, '%', upperhex[c>>4], upperhex[c&15])
-		}
-	}
-	return dst
-}
-
-func uriUnreserved(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
-}
-
-// canonicalQuery is the SDK's EncodeQuery: every (key, value) pair
-// query-escaped with %20 for space, sorted by key then value.
-func canonicalQuery(q url.Values) string {
-	type param struct{ k, v string }
-	params := make([]param, 0, len(q))
-	for k, vs := range q {
-		ek := queryEscape(k)
-		for _, v := range vs {
-			params = append(params, param{ek, queryEscape(v)})
-		}
-	}
-	sort.Slice(params, func(i, j int) bool {
-		if params[i].k != params[j].k {
-			return params[i].k < params[j].k
-		}
-		return params[i].v < params[j].v
-	})
-	var b strings.Builder
-	for i, p := range params {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(p.k)
-		b.WriteByte('=')
-		b.WriteString(p.v)
-	}
-	return b.String()
-}
-
-func queryEscape(s string) string {
-	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
-}
-
-// stripExcessSpaces is the SDK's: trim spaces at both ends and collapse
-// runs of spaces inside into one.
-func stripExcessSpaces(str string) string {
-	var j, k, l, m, spaces int
-	for j = len(str) - 1; j >= 0 && str[j] == ' '; j-- {
-	}
-	for k = 0; k < j && str[k] == ' '; k++ {
-	}
-	str = str[k : j+1]
-	j = strings.Index(str, "  ")
-	if j < 0 {
-		return str
-	}
-	buf := []byte(str)
-	for k, m, l = j, j, len(buf); k < l; k++ {
-		if buf[k] == ' ' {
-			if spaces == 0 {
-				buf[m] = buf[k]
-				m++
-			}
-			spaces++
-		} else {
-			spaces = 0
-			buf[m] = buf[k]
-			m++
-		}
-	}
-	return string(buf[:m])
-}
-
-func stripPort(hostport string) string {
-	colon := strings.IndexByte(hostport, ':')
-	if colon == -1 {
-		return hostport
-	}
-	if i := strings.IndexByte(hostport, ']'); i != -1 {
-		return strings.TrimPrefix(hostport[:i], "[")
-	}
-	return hostport[:colon]
-}
-
-func portOnly(hostport string) string {
-	colon := strings.IndexByte(hostport, ':')
-	if colon == -1 {
-		return ""
-	}
-	if i := strings.Index(hostport, "]:"); i != -1 {
-		return hostport[i+len("]:"):]
-	}
-	if strings.Contains(hostport, "]") {
-		return ""
-	}
-	return hostport[colon+len(":"):]
-}
-
-func isDefaultPort(scheme, port string) bool {
-	if port == "" {
-		return true
-	}
-	s := strings.ToLower(scheme)
-	return s == "http" && port == "80" || s == "https" && port == "443"
+	return sigv4.AppendCanonicalPath(dst, p)
 }

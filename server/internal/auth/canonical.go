@@ -10,10 +10,10 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
+
+	"github.com/kmsgo/kmsgo/starter/sigv4"
 )
 
 // The verifier below computes the SigV4 canonical request and signature of
@@ -34,10 +34,8 @@ var unsignable = map[string]bool{
 type sigBuf struct {
 	canon []byte // canonical request
 	sts   []byte // string to sign
-	qs    []queryParam
+	qs    []sigv4.QueryParam
 }
-
-type queryParam struct{ key, value string }
 
 var sigBufs = sync.Pool{New: func() any { return &sigBuf{canon: make([]byte, 0, 512), sts: make([]byte, 0, 256)} }}
 
@@ -52,7 +50,7 @@ func putSigBuf(sb *sigBuf) {
 // canonicalRequest appends to dst the SigV4 canonical request of r (whose
 // body hashes to payloadHash), as the SDK signer builds it. It refuses
 // requests whose SignedHeaders cannot be reproduced faithfully.
-func canonicalRequest(dst []byte, qs []queryParam, r *http.Request, h *authHeader, body []byte, payloadHash string) ([]byte, []queryParam, error) {
+func canonicalRequest(dst []byte, qs []sigv4.QueryParam, r *http.Request, h *authHeader, body []byte, payloadHash string) ([]byte, []sigv4.QueryParam, error) {
 	if !h.signs("host") {
 		return dst, qs, fmt.Errorf("%w: host must be signed", ErrUnauthenticated)
 	}
@@ -80,11 +78,7 @@ func canonicalRequest(dst []byte, qs []queryParam, r *http.Request, h *authHeade
 	// Method and path: the escaped path, escaped once more.
 	dst = append(dst, r.Method...)
 	dst = append(dst, '\n')
-	path := r.URL.EscapedPath()
-	if path == "" {
-		path = "/"
-	}
-	dst = appendEscapePath(dst, path)
+	dst = sigv4.AppendCanonicalPath(dst, r.URL.EscapedPath())
 	dst = append(dst, '\n')
 
 	// Query: parsed, each key and value encoded, sorted by key then value.
@@ -100,16 +94,11 @@ func canonicalRequest(dst []byte, qs []queryParam, r *http.Request, h *authHeade
 		dst = append(dst, ':')
 		switch name {
 		case "host":
-			dst = appendStripSpaces(dst, signedHost(r))
+			dst = sigv4.AppendStripExcessSpaces(dst, signedHost(r))
 		case "content-length":
 			dst = strconv.AppendInt(dst, r.ContentLength, 10)
 		default:
-			for i, v := range headerValues(r.Header, name) {
-				if i > 0 {
-					dst = append(dst, ',')
-				}
-				dst = appendStripSpaces(dst, strings.TrimSpace(v))
-			}
+			dst = sigv4.AppendHeaderValues(dst, headerValues(r.Header, name))
 		}
 		dst = append(dst, '\n')
 	}
@@ -156,98 +145,17 @@ func commonKey(name string) string {
 }
 
 // signedHost is the Host the SDK signer signs: without the scheme's
-// default port.
+// default port. (Unlike the SDK's SanitizeHostForHeader it also strips a
+// Host with an empty port, such as "[::1]" or "h:".)
 func signedHost(r *http.Request) string {
-	host := r.Host
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	port := portOnly(host)
-	if port == "" || (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
-		return stripPort(host)
+	if sigv4.IsDefaultPort(scheme, sigv4.PortOnly(r.Host)) {
+		return sigv4.StripPort(r.Host)
 	}
-	return host
-}
-
-// portOnly and stripPort behave as the SDK's copies of net/url's helpers.
-func portOnly(hostport string) string {
-	colon := strings.IndexByte(hostport, ':')
-	if colon == -1 {
-		return ""
-	}
-	if i := strings.Index(hostport, "]:"); i != -1 {
-		return hostport[i+len("]:"):]
-	}
-	if strings.Contains(hostport, "]") {
-		return ""
-	}
-	return hostport[colon+len(":"):]
-}
-
-func stripPort(hostport string) string {
-	colon := strings.IndexByte(hostport, ':')
-	if colon == -1 {
-		return hostport
-	}
-	if i := strings.IndexByte(hostport, ']'); i != -1 {
-		return strings.TrimPrefix(hostport[:i], "[")
-	}
-	return hostport[:colon]
-}
-
-// appendStripSpaces appends s without leading and trailing spaces and with
-// every run of spaces inside it collapsed to one.
-func appendStripSpaces(dst []byte, s string) []byte {
-	s = strings.Trim(s, " ")
-	space := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == ' ' {
-			if space {
-				continue
-			}
-			space = true
-		} else {
-			space = false
-		}
-		dst = append(dst, c)
-	}
-	return dst
-}
-
-const upperHex = "0123456789ABCDEF"
-
-// appendEscapePath percent-encodes every byte of path but the RFC 3986
-// unreserved characters and '/'.
-func appendEscapePath(dst []byte, path string) []byte {
-	for i := 0; i < len(path); i++ {
-		c := path[i]
-		if unreserved(c) || c == '/' {
-			dst = append(dst, c)
-		} else {
-			dst = append(dst, '%', upperHex[c>>4], upperHex[c&15])
-		}
-	}
-	return dst
-}
-
-// appendEscapeQuery percent-encodes every byte of s but the unreserved
-// characters (a space becomes %20).
-func appendEscapeQuery(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if unreserved(c) {
-			dst = append(dst, c)
-		} else {
-			dst = append(dst, '%', upperHex[c>>4], upperHex[c&15])
-		}
-	}
-	return dst
-}
-
-func unreserved(c byte) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+	return r.Host
 }
 
 // appendCanonicalQuery appends the canonical query string of raw: parsed
@@ -256,43 +164,21 @@ func unreserved(c byte) bool {
 // refused: SigV4 sorts the values of a repeated key, so their order is not
 // signed ("a=1&a=2" and "a=2&a=1" verify alike, yet a handler reading the
 // first value sees different input), and no API route takes one.
-func appendCanonicalQuery(dst []byte, qs []queryParam, raw string) ([]byte, []queryParam, error) {
-	qs = qs[:0]
+func appendCanonicalQuery(dst []byte, qs []sigv4.QueryParam, raw string) ([]byte, []sigv4.QueryParam, error) {
 	if raw == "" {
-		return dst, qs, nil
+		return dst, qs[:0], nil
 	}
 	query, err := url.ParseQuery(raw)
 	if err != nil {
-		return dst, qs, fmt.Errorf("%w: malformed query string", ErrUnauthenticated)
+		return dst, qs[:0], fmt.Errorf("%w: malformed query string", ErrUnauthenticated)
 	}
-	for k, v := range query {
-		if len(v) > 1 {
-			return dst, qs, fmt.Errorf("%w: repeated query parameter", ErrUnauthenticated)
-		}
-		qs = append(qs, queryParam{encodeQueryString(k), encodeQueryString(v[0])})
+	// Every key holds at least one value, so one pair a key means no key
+	// is repeated.
+	out, qs := sigv4.AppendCanonicalQuery(dst, query, qs)
+	if len(qs) != len(query) {
+		return dst, qs, fmt.Errorf("%w: repeated query parameter", ErrUnauthenticated)
 	}
-	// Keys are unique, so sorting by the encoded key is the SDK's order.
-	slices.SortFunc(qs, func(a, b queryParam) int { return strings.Compare(a.key, b.key) })
-	for i, p := range qs {
-		if i > 0 {
-			dst = append(dst, '&')
-		}
-		dst = append(dst, p.key...)
-		dst = append(dst, '=')
-		dst = append(dst, p.value...)
-	}
-	return dst, qs, nil
-}
-
-// encodeQueryString returns s percent-encoded as appendEscapeQuery does,
-// without an allocation when nothing needs escaping.
-func encodeQueryString(s string) string {
-	for i := 0; i < len(s); i++ {
-		if !unreserved(s[i]) {
-			return string(appendEscapeQuery(make([]byte, 0, len(s)+16), s))
-		}
-	}
-	return s
+	return out, qs, nil
 }
 
 // derivedKey is the SigV4 signing key of one secret for one date (the
@@ -319,20 +205,9 @@ func (s *Service) signingKey(e *cacheEntry, date string) *derivedKey {
 	if d := e.derived.Load(); d != nil && d.date == date {
 		return d
 	}
-	k := hmacSum([]byte("AWS4"+e.secret), date)
-	k = hmacSum(k, s.region)
-	k = hmacSum(k, s.service)
-	k = hmacSum(k, scopeTerminator)
-	d := &derivedKey{date: date}
-	copy(d.key[:], k)
+	d := &derivedKey{date: date, key: sigv4.DeriveKey(e.secret, sigv4.Scope{Date: date, Region: s.region, Service: s.service})}
 	e.derived.Store(d)
 	return d
-}
-
-func hmacSum(key []byte, data string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(data))
-	return m.Sum(nil)
 }
 
 // signatureMatches computes the signature of canonical for h and entry e
@@ -345,18 +220,7 @@ func (s *Service) signatureMatches(e *cacheEntry, h *authHeader, amzDate string,
 // signature returns the hex SigV4 signature of canonical under the scope of
 // h and the secret of e.
 func (s *Service) signature(e *cacheEntry, h *authHeader, amzDate string, canonical []byte, sb *sigBuf) [2 * sha256.Size]byte {
-	sum := sha256.Sum256(canonical)
-	sts := sb.sts[:0]
-	sts = append(sts, sigV4Algorithm+"\n"...)
-	sts = append(sts, amzDate...)
-	sts = append(sts, '\n')
-	sts = append(sts, h.Date...)
-	sts = append(sts, '/')
-	sts = append(sts, s.region...)
-	sts = append(sts, '/')
-	sts = append(sts, s.service...)
-	sts = append(sts, "/"+scopeTerminator+"\n"...)
-	sts = hex.AppendEncode(sts, sum[:])
+	sts := sigv4.AppendStringToSign(sb.sts[:0], amzDate, sigv4.Scope{Date: h.Date, Region: s.region, Service: s.service}, canonical)
 	sb.sts = sts
 
 	key := s.signingKey(e, h.Date)

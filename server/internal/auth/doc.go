@@ -52,7 +52,9 @@
 // a repeated key, so their order would not be signed. Query parameters in a
 // different order verify (SigV4 sorts them), as do header values that differ
 // only in spacing; a path whose percent-encoding differs from the signed one
-// does not.
+// does not. The pure canonicalization (escaping, header values, query, Host,
+// key derivation, string to sign) is starter/sigv4's, shared with the
+// client's signer; the checks above are this package's.
 //
 // # Replay protection
 //

@@ -3,9 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +16,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/kmsgo/kmsgo/hsm"
+	"github.com/kmsgo/kmsgo/starter/sigv4"
 )
 
 // Defaults for Config.
@@ -229,8 +228,7 @@ func (s *Service) requestTime(r *http.Request, h *authHeader) (time.Time, error)
 // bodyHash returns the hex SHA-256 of body and checks it against
 // X-Amz-Content-Sha256 when that header is present.
 func bodyHash(r *http.Request, body []byte) (string, error) {
-	sum := sha256.Sum256(body)
-	hash := hex.EncodeToString(sum[:])
+	hash := sigv4.HexSHA256(body)
 	if claimed := r.Header.Values("X-Amz-Content-Sha256"); len(claimed) > 0 {
 		if len(claimed) != 1 || claimed[0] != hash {
 			return "", fmt.Errorf("%w: X-Amz-Content-Sha256 does not match the body", ErrUnauthenticated)

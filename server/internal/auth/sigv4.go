@@ -3,13 +3,15 @@ package auth
 import (
 	"fmt"
 	"strings"
+
+	"github.com/kmsgo/kmsgo/starter/sigv4"
 )
 
 // SigV4 constants.
 const (
-	sigV4Algorithm  = "AWS4-HMAC-SHA256"
-	scopeTerminator = "aws4_request"
-	amzDateFormat   = "20060102T150405Z"
+	sigV4Algorithm  = sigv4.Algorithm
+	scopeTerminator = sigv4.ScopeTerminator
+	amzDateFormat   = sigv4.TimeFormat
 
 	maxAuthorizationLen = 4096
 	maxSignedHeaders    = 64
