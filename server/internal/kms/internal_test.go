@@ -82,13 +82,13 @@ func TestKeyIDs(t *testing.T) {
 	seen := map[string]bool{}
 	for i := 0; i < 100; i++ {
 		id, err := newKeyID()
-		if err != nil || !validKeyID(id) || seen[id] || id[14] != '4' {
+		if err != nil || !ValidKeyID(id) || seen[id] || id[14] != '4' {
 			t.Fatalf("bad id %q %v", id, err)
 		}
 		seen[id] = true
 	}
 	for _, bad := range []string{"", "0F8E2C1A-1111-4222-8333-444455556666", "0f8e2c1a_1111-4222-8333-444455556666", "0f8e2c1a-1111-4222-8333-44445555666"} {
-		if validKeyID(bad) {
+		if ValidKeyID(bad) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
