@@ -1,6 +1,7 @@
 package kmsclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -199,7 +201,7 @@ func (c *Client) do(ctx context.Context, op call) error {
 			return fmt.Errorf("%w: %v", ErrInvalidArgument, err)
 		}
 	}
-	buf := &bodyBuffer{b: body}
+	buf := newBodyBuffer(body, op.secretBody, c.hc.Transport)
 	if op.secretBody {
 		defer buf.wipe()
 	}
@@ -255,6 +257,9 @@ func (c *Client) attempt(ctx context.Context, op call, target string, body *body
 	}
 	defer cancel()
 
+	if tr := body.trace(); tr != nil {
+		actx = httptrace.WithClientTrace(actx, tr)
+	}
 	req, err := http.NewRequestWithContext(actx, op.method, target, http.NoBody)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidArgument, err)
@@ -397,33 +402,99 @@ func randUint64() uint64 {
 	return binary.LittleEndian.Uint64(b[:])
 }
 
-// bodyBuffer holds a request body shared by the attempts of one call. When
-// it carries plaintext, wipe clears it; the lock makes sure no transport
-// goroutine is still reading it then.
+// bodyBuffer holds a request body shared by the attempts of one call.
+//
+// Attempts send it as a *bytes.Reader: net/http writes such a body in the
+// same write as the headers, while any other body type makes it flush the
+// headers first, a second write and TCP segment per request on both ends.
+//
+// A body that carries plaintext is cleared by wipe once the call is over,
+// but never while a transport may still be reading it (a RoundTripper may
+// read the body after it returned, e.g. when the server answered early).
+// On an *http.Transport, which reports its writes through httptrace, wipe
+// counts the connections handed a request (GotConn) against the writes that
+// ended (WroteRequest), and whichever of wipe and the last WroteRequest
+// comes second clears the buffer; a connection obtained but never written to
+// (it broke first) leaves the buffer to the garbage collector uncleared
+// rather than risk clearing it under a reader. Any other RoundTripper gets a
+// reader that copies under the buffer's lock and fails once it is wiped.
 type bodyBuffer struct {
-	mu    sync.Mutex
-	b     []byte
-	wiped bool
+	b       []byte
+	tracked bool // secret body on an *http.Transport: cleared by write tracking
+	locked  bool // secret body on another RoundTripper: read under mu
+
+	mu      sync.Mutex
+	writing int  // requests on a connection whose write has not ended
+	done    bool // wipe was called
 }
 
-func (b *bodyBuffer) reader() io.ReadCloser { return &bodyReader{buf: b} }
+// newBodyBuffer returns b as the body of a call sent through rt.
+func newBodyBuffer(b []byte, secret bool, rt http.RoundTripper) *bodyBuffer {
+	buf := &bodyBuffer{b: b}
+	if secret {
+		if _, ok := rt.(*http.Transport); ok || rt == nil {
+			buf.tracked = true
+		} else {
+			buf.locked = true
+		}
+	}
+	return buf
+}
 
+// reader returns a fresh reader of the whole body.
+func (b *bodyBuffer) reader() io.ReadCloser {
+	if b.locked {
+		return &lockedReader{buf: b}
+	}
+	return io.NopCloser(bytes.NewReader(b.b))
+}
+
+// trace returns the hooks that tell wipe when no write is reading b, or
+// nil when b is not tracked.
+func (b *bodyBuffer) trace() *httptrace.ClientTrace {
+	if !b.tracked {
+		return nil
+	}
+	return &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) {
+			b.mu.Lock()
+			b.writing++
+			b.mu.Unlock()
+		},
+		WroteRequest: func(httptrace.WroteRequestInfo) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if b.writing > 0 {
+				b.writing--
+			}
+			if b.done && b.writing == 0 {
+				clear(b.b)
+			}
+		},
+	}
+}
+
+// wipe clears the body now, or when the last write still reading it ends.
 func (b *bodyBuffer) wipe() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	clear(b.b)
-	b.wiped = true
+	b.done = true
+	if b.writing == 0 {
+		clear(b.b)
+	}
 }
 
-type bodyReader struct {
+// lockedReader reads a bodyBuffer under its lock, so that wipe never clears
+// it under a read.
+type lockedReader struct {
 	buf *bodyBuffer
 	off int
 }
 
-func (r *bodyReader) Read(p []byte) (int, error) {
+func (r *lockedReader) Read(p []byte) (int, error) {
 	r.buf.mu.Lock()
 	defer r.buf.mu.Unlock()
-	if r.buf.wiped {
+	if r.buf.done {
 		return 0, errors.New("kmsclient: request body released")
 	}
 	if r.off >= len(r.buf.b) {
@@ -434,4 +505,4 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (r *bodyReader) Close() error { return nil }
+func (r *lockedReader) Close() error { return nil }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+
+	"github.com/kmsgo/kmsgo/server/internal/kms"
 )
 
 // FuzzParseKeyRef checks that the KeyId parser never panics, that every
@@ -39,11 +41,11 @@ func FuzzParseKeyRef(f *testing.F) {
 		}
 		arn := a.Key(ref.KeyID)
 		if ref.Alias != "" {
-			if !allowAlias || !validAliasName(ref.Alias) {
+			if !allowAlias || !kms.ValidAliasName(ref.Alias) {
 				t.Fatalf("%q: alias %q accepted (allowAlias %v)", s, ref.Alias, allowAlias)
 			}
 			arn = a.Alias(ref.Alias)
-		} else if !validKeyID(ref.KeyID) {
+		} else if !kms.ValidKeyID(ref.KeyID) {
 			t.Fatalf("%q: key id %q accepted", s, ref.KeyID)
 		}
 		if s != ref.String() && s != arn {

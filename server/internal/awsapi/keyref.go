@@ -73,7 +73,7 @@ func (a ARNs) ParseKeyRef(s string, allowAlias bool) (KeyRef, error) {
 			return fail(awsErr(ExcNotFound, "%s does not exist", quote(s)))
 		}
 		if id, ok := strings.CutPrefix(res, "key/"); ok {
-			if !validKeyID(id) {
+			if !kms.ValidKeyID(id) {
 				return fail(awsErr(ExcNotFound, "Invalid keyId %s", quote(s)))
 			}
 			return KeyRef{KeyID: id}, nil
@@ -84,52 +84,15 @@ func (a ARNs) ParseKeyRef(s string, allowAlias bool) (KeyRef, error) {
 		if !allowAlias {
 			return fail(awsErr(ExcNotFound, "Invalid keyId %s: this operation takes a key id or key ARN", quote(s)))
 		}
-		if !validAliasName(ref) {
+		if !kms.ValidAliasName(ref) {
 			return fail(awsErr(ExcNotFound, "Alias %s is not found", quote(s)))
 		}
 		return KeyRef{Alias: ref}, nil
 	}
-	if !validKeyID(ref) {
+	if !kms.ValidKeyID(ref) {
 		return fail(awsErr(ExcNotFound, "Invalid keyId %s", quote(s)))
 	}
 	return KeyRef{KeyID: ref}, nil
-}
-
-// validKeyID accepts the UUID form kmsd's key ids have.
-func validKeyID(id string) bool {
-	if len(id) != 36 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// validAliasName applies AWS's alias name rule: "alias/" then 1-250 of
-// letters, digits, '/', '_' and '-'.
-func validAliasName(name string) bool {
-	rest, ok := strings.CutPrefix(name, kms.AliasPrefix)
-	if !ok || rest == "" || len(name) > 256 {
-		return false
-	}
-	for i := 0; i < len(rest); i++ {
-		c := rest[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '/' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // quote returns s quoted, cut to 64 bytes of valid UTF-8, for messages.

@@ -234,7 +234,7 @@ func (h *Handler) listKeys(c *call, in *listInput) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if in.Marker != "" && !validKeyID(in.Marker) {
+	if in.Marker != "" && !kms.ValidKeyID(in.Marker) {
 		return nil, awsErr(ExcInvalidMarker, "the Marker is not valid")
 	}
 	if err := c.authorize(c.action); err != nil {
@@ -423,8 +423,8 @@ func aliasName(s string) (string, error) {
 	switch {
 	case s == "":
 		return "", validationErr("AliasName is required")
-	case !validAliasName(s):
-		return "", awsErr(ExcInvalidAliasName, "alias name %s must be alias/ followed by 1-250 letters, digits, '/', '_' or '-'", quote(s))
+	case !kms.ValidAliasName(s):
+		return "", awsErr(ExcInvalidAliasName, "alias name %s must be alias/ followed by 1-%d letters, digits, '/', '_' or '-'", quote(s), kms.MaxAliasNameLen-len(kms.AliasPrefix))
 	}
 	return s, nil
 }

@@ -16,30 +16,50 @@ func TestMaterialCacheLRUZeroes(t *testing.T) {
 	c.put("k", 1, a)
 	c.put("k", 2, b)
 	hsmA := c.items[materialKey{"k", 1}].Value.(*materialItem).mat
-	if _, ok := c.get("k", 1, nil); !ok { // 1 is now most recent
+	if _, ok := c.aead("k", 1); !ok { // 1 is now most recent
 		t.Fatal("miss")
 	}
 	hsmB := c.items[materialKey{"k", 2}].Value.(*materialItem).mat
 	c.put("k", 3, d) // evicts 2
-	if _, ok := c.get("k", 2, nil); ok || c.len() != 2 {
+	if _, ok := c.aead("k", 2); ok || c.len() != 2 {
 		t.Fatal("LRU did not evict the least recently used entry")
 	}
 	if !bytes.Equal(hsmB, make([]byte, 32)) {
 		t.Fatal("evicted material not zeroed")
 	}
-	got, ok := c.get("k", 1, make([]byte, 0, 32))
-	if !ok || !bytes.Equal(got, a) {
-		t.Fatal("wrong material")
+	a1, ok := c.aead("k", 1)
+	if !ok {
+		t.Fatal("miss")
 	}
-	got[0] = 99 // a copy: the cache is unaffected
-	if again, _ := c.get("k", 1, nil); again[0] != 1 {
-		t.Fatal("get returned the cached buffer itself")
+	// The cached AES-GCM is the one of material a: what it seals, a GCM
+	// built from a opens, and one built from d does not.
+	nonce := make([]byte, 12)
+	sealed := a1.Seal(nil, nonce, []byte("pt"), []byte("aad"))
+	for _, m := range []struct {
+		mat  []byte
+		open bool
+	}{{a, true}, {d, false}} {
+		g, err := newGCM(m.mat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Open(nil, nonce, sealed, []byte("aad")); (err == nil) != m.open {
+			t.Fatalf("material %d: open = %v", m.mat[0], err)
+		}
 	}
 	c.drop("k", 1)
 	if !bytes.Equal(hsmA, make([]byte, 32)) {
 		t.Fatal("dropped material not zeroed")
 	}
+	// A GCM handed out before the drop still works for its holder.
+	if _, err := a1.Open(nil, nonce, sealed, []byte("aad")); err != nil {
+		t.Fatal("a request's GCM broken by the drop")
+	}
 	c.put("x", 1, a)
+	c.put("bad", 1, []byte("not an AES key"))
+	if _, ok := c.aead("bad", 1); ok {
+		t.Fatal("cached non-AES material")
+	}
 	c.purge("k")
 	if c.len() != 1 {
 		t.Fatalf("purge left %d", c.len())
@@ -50,7 +70,7 @@ func TestMaterialCacheLRUZeroes(t *testing.T) {
 	}
 	off := newMaterialCache(-1)
 	off.put("k", 1, a)
-	if _, ok := off.get("k", 1, nil); ok {
+	if _, ok := off.aead("k", 1); ok {
 		t.Fatal("disabled cache stored material")
 	}
 }
@@ -82,13 +102,13 @@ func TestKeyIDs(t *testing.T) {
 	seen := map[string]bool{}
 	for i := 0; i < 100; i++ {
 		id, err := newKeyID()
-		if err != nil || !validKeyID(id) || seen[id] || id[14] != '4' {
+		if err != nil || !ValidKeyID(id) || seen[id] || id[14] != '4' {
 			t.Fatalf("bad id %q %v", id, err)
 		}
 		seen[id] = true
 	}
 	for _, bad := range []string{"", "0F8E2C1A-1111-4222-8333-444455556666", "0f8e2c1a_1111-4222-8333-444455556666", "0f8e2c1a-1111-4222-8333-44445555666"} {
-		if validKeyID(bad) {
+		if ValidKeyID(bad) {
 			t.Errorf("%q accepted", bad)
 		}
 	}

@@ -136,18 +136,23 @@ func checkVersionInvariants(k *store.Key, existing map[int64]store.KeyVersion, v
 	return nil
 }
 
-// softwareMaterial returns the unwrapped material of a SOFTWARE version
-// (from the cache or the HSM) in dst. The caller zeroes it.
-func (s *Service) softwareMaterial(ctx context.Context, v *store.KeyVersion, dst []byte) ([]byte, error) {
-	if m, ok := s.material.get(v.KeyID, v.Version, dst); ok {
-		return m, nil
+// softwareAEAD returns the AES-GCM of a SOFTWARE version, from the cache
+// or built from the material unwrapped by the HSM (then cached).
+func (s *Service) softwareAEAD(ctx context.Context, v *store.KeyVersion) (cipher.AEAD, error) {
+	if a, ok := s.material.aead(v.KeyID, v.Version); ok {
+		return a, nil
 	}
 	m, err := s.hsm.UnwrapKey(ctx, v.WrappedMaterial, materialAAD(v.KeyID, v.Version))
 	if err != nil {
 		return nil, fmt.Errorf("kms: unwrap key material of %s v%d: %w", v.KeyID, v.Version, err)
 	}
+	defer hsm.Zero(m)
+	a, err := newGCM(m)
+	if err != nil {
+		return nil, err
+	}
 	s.material.put(v.KeyID, v.Version, m)
-	return m, nil
+	return a, nil
 }
 
 // seal encrypts plaintext under version v with aad; returns IV and sealed
@@ -163,13 +168,7 @@ func (s *Service) seal(ctx context.Context, k *store.Key, v *store.KeyVersion, p
 		}
 		return p.IV, p.Ciphertext, nil
 	}
-	var buf [32]byte
-	mat, err := s.softwareMaterial(ctx, v, buf[:0])
-	if err != nil {
-		return nil, nil, err
-	}
-	defer hsm.Zero(mat)
-	gcm, err := newGCM(mat)
+	gcm, err := s.softwareAEAD(ctx, v)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -208,13 +207,7 @@ func (s *Service) open(ctx context.Context, k *store.Key, v *store.KeyVersion, i
 		}
 		return pt, nil
 	}
-	var buf [32]byte
-	mat, err := s.softwareMaterial(ctx, v, buf[:0])
-	if err != nil {
-		return nil, err
-	}
-	defer hsm.Zero(mat)
-	gcm, err := newGCM(mat)
+	gcm, err := s.softwareAEAD(ctx, v)
 	if err != nil {
 		return nil, err
 	}

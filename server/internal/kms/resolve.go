@@ -99,7 +99,7 @@ func ParseCiphertext(raw []byte) Ciphertext {
 	b, err := ciphertext.Parse(raw)
 	switch {
 	case err == nil:
-		if !validKeyID(b.KeyID) {
+		if !ValidKeyID(b.KeyID) {
 			return Ciphertext{err: invalidCiphertext(ReasonKeyNotFound)}
 		}
 		return Ciphertext{b: b}

@@ -309,7 +309,7 @@ func (s *Service) resolve(ctx context.Context, idOrAlias string, cached bool) (s
 		return "", validationf("key_id is required")
 	}
 	if !strings.HasPrefix(idOrAlias, AliasPrefix) {
-		if !validKeyID(idOrAlias) {
+		if !ValidKeyID(idOrAlias) {
 			return "", fmt.Errorf("%w: key %q", ErrNotFound, idOrAlias)
 		}
 		return idOrAlias, nil
@@ -353,8 +353,10 @@ func newKeyID() (string, error) {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
 }
 
-// validKeyID accepts the UUID form newKeyID produces.
-func validKeyID(id string) bool {
+// ValidKeyID reports whether id has the form of a key id (the lower-case
+// UUID form newKeyID produces). Transports use it to tell key ids from
+// other references; the core applies it to every id it is given.
+func ValidKeyID(id string) bool {
 	if len(id) != 36 {
 		return false
 	}
@@ -374,14 +376,27 @@ func validKeyID(id string) bool {
 	return true
 }
 
-func validateAliasName(name string) error {
-	if !strings.HasPrefix(name, AliasPrefix) || len(name) == len(AliasPrefix) || len(name) > MaxAliasNameLen {
-		return validationf("alias name must be %q followed by 1-%d characters", AliasPrefix, MaxAliasNameLen-len(AliasPrefix))
+// ValidAliasName reports whether name is a valid alias name: AliasPrefix
+// followed by 1 to MaxAliasNameLen-len(AliasPrefix) letters, digits, '/',
+// '_' and '-'. It is the one rule; transports with their own error shapes
+// (the AWS protocol) call it instead of keeping a copy.
+func ValidAliasName(name string) bool {
+	rest, ok := strings.CutPrefix(name, AliasPrefix)
+	if !ok || rest == "" || len(name) > MaxAliasNameLen {
+		return false
 	}
-	for _, c := range name[len(AliasPrefix):] {
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '/' || c == '_' || c == '-') {
-			return validationf("alias name may contain only letters, digits, '/', '_' and '-'")
+			return false
 		}
+	}
+	return true
+}
+
+func validateAliasName(name string) error {
+	if !ValidAliasName(name) {
+		return validationf("alias name must be %q followed by 1-%d letters, digits, '/', '_' or '-'", AliasPrefix, MaxAliasNameLen-len(AliasPrefix))
 	}
 	return nil
 }
