@@ -145,14 +145,14 @@ func commonKey(name string) string {
 }
 
 // signedHost is the Host the SDK signer signs: without the scheme's
-// default port. (Unlike the SDK's SanitizeHostForHeader it also strips a
-// Host with an empty port, such as "[::1]" or "h:".)
+// default port when one is given, as the SDK's SanitizeHostForHeader does
+// ("[::1]" and "h:" are signed as they are).
 func signedHost(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if sigv4.IsDefaultPort(scheme, sigv4.PortOnly(r.Host)) {
+	if port := sigv4.PortOnly(r.Host); port != "" && sigv4.IsDefaultPort(scheme, port) {
 		return sigv4.StripPort(r.Host)
 	}
 	return r.Host
